@@ -1,0 +1,165 @@
+"""MNIST on disk: IDX parsing with checksums, the stratified validation split, and tf.data pipelines."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import zlib
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from mnist_cnn.errors import UserError
+
+BUNDLED_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+
+# SHA-256 of each *uncompressed* IDX file, so a gzip or a raw copy of the same data both pass.
+CHECKSUMS = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+UNSIGNED_BYTE = 0x08
+
+
+class Mnist(NamedTuple):
+    """The four MNIST arrays, uint8 images (N, 28, 28) and uint8 labels (N,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Parse the bytes of an unsigned-byte IDX file into an array, checking magic and size."""
+    if len(raw) < 4:
+        raise UserError(f"{name}: not an IDX file (only {len(raw)} bytes)")
+    zero1, zero2, dtype_code, ndim = raw[:4]
+    if zero1 != 0 or zero2 != 0 or dtype_code != UNSIGNED_BYTE or not 1 <= ndim <= 3:
+        raise UserError(f"{name}: wrong magic number 0x{raw[:4].hex()} (expected 0x000008NN)")
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size:
+        raise UserError(f"{name}: truncated IDX header")
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    expected = header_size + int(np.prod(shape))
+    if len(raw) != expected:
+        raise UserError(
+            f"{name}: size mismatch: {len(raw)} bytes, the header {shape} needs {expected}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape)
+
+
+def read_file_bytes(path: Path) -> bytes:
+    """Read a file, transparently decompressing gzip, with one-line errors for unreadable files."""
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except (OSError, EOFError, zlib.error) as error:
+        # gzip raises EOFError for a truncated stream and BadGzipFile (an OSError) for garbage.
+        raise UserError(f"{path}: cannot read: {error}") from None
+    return raw
+
+
+def load_idx(path: Path, sha256: str | None = None) -> np.ndarray:
+    """Load one IDX file (gzip or raw), verifying its uncompressed SHA-256 when given."""
+    raw = read_file_bytes(path)
+    if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256:
+        raise UserError(f"{path}: checksum mismatch: this is not the canonical MNIST file")
+    return parse_idx(raw, str(path))
+
+
+def find_idx(data_dir: Path, stem: str) -> Path:
+    """The path of `stem` in `data_dir`, preferring the gzip copy over a raw one."""
+    for candidate in (data_dir / f"{stem}.gz", data_dir / stem):
+        if candidate.is_file():
+            return candidate
+    raise UserError(f"{data_dir / stem}[.gz]: file not found")
+
+
+def has_mnist(data_dir: Path) -> bool:
+    """Whether all four MNIST files are present in `data_dir` (gzip or raw)."""
+    return all((data_dir / f"{s}.gz").is_file() or (data_dir / s).is_file() for s in CHECKSUMS)
+
+
+def load_from_dir(data_dir: Path) -> Mnist:
+    """Load and verify the four MNIST files from `data_dir`."""
+    arrays = [load_idx(find_idx(data_dir, stem), sha) for stem, sha in CHECKSUMS.items()]
+    mnist = Mnist(*arrays)
+    for images, labels in ((mnist.x_train, mnist.y_train), (mnist.x_test, mnist.y_test)):
+        if images.shape[0] != labels.shape[0] or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise UserError(f"{data_dir}: images {images.shape} do not match labels {labels.shape}")
+    return mnist
+
+
+def load_with_keras() -> Mnist:
+    """Fall back to Keras' downloader, turning any failure into one actionable line."""
+    import keras
+
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as error:  # noqa: BLE001: any download failure gets the same advice
+        raise UserError(
+            f"MNIST is missing from {BUNDLED_DATA_DIR} and the download failed "
+            f"({type(error).__name__}); restore it with `git checkout -- data/mnist` "
+            "or pass --data-dir DIR with the four IDX files"
+        ) from None
+    return Mnist(x_train, y_train, x_test, y_test)
+
+
+def load_mnist(data_dir: Path | str | None = None) -> Mnist:
+    """Load MNIST from `data_dir`, else the bundled copy, else Keras' download."""
+    if data_dir is not None:
+        return load_from_dir(Path(data_dir))
+    if has_mnist(BUNDLED_DATA_DIR):
+        return load_from_dir(BUNDLED_DATA_DIR)
+    return load_with_keras()
+
+
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, validation): `fraction` of each class goes to validation, chosen by `seed`."""
+    if not 0.0 < fraction < 1.0:
+        raise UserError(f"validation split must be between 0 and 1, got {fraction}")
+    rng = np.random.default_rng(seed)
+    train_parts, val_parts = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_val = max(1, round(fraction * len(members)))
+        val_parts.append(members[:n_val])
+        train_parts.append(members[n_val:])
+    return rng.permutation(np.concatenate(train_parts)), np.sort(np.concatenate(val_parts))
+
+
+def to_model_input(images: np.ndarray):
+    """Scale uint8 images (N, 28, 28) to float32 in [0, 1] with a channel axis: (N, 28, 28, 1)."""
+    import tensorflow as tf
+
+    return tf.cast(images, tf.float32)[..., tf.newaxis] / 255.0
+
+
+def make_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+):
+    """A batched, prefetched tf.data pipeline; shuffled each epoch when `shuffle_seed` is given."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
+    # Scaling whole batches after batching is one vectorised op instead of one per image.
+    dataset = dataset.batch(batch_size).map(
+        lambda x, y: (to_model_input(x), y), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,23 @@
+"""One error type for everything a user can get wrong, and the CLI wrapper that reports it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+
+class UserError(Exception):
+    """A problem with the user's input: reported as one line, never as a traceback."""
+
+
+def run_cli(main: Callable[[], int | None]) -> None:
+    """Run a script's `main`, turning a UserError or Ctrl-C into one line on stderr and exit 1."""
+    try:
+        status = main()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(status or 0)

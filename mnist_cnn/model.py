@@ -1,0 +1,65 @@
+"""The Keras models, and loading a saved one with clear errors."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from mnist_cnn.data import IMAGE_SIZE, NUM_CLASSES
+from mnist_cnn.errors import UserError
+
+DEFAULT_MODEL_PATH = Path("models/mnist_cnn.keras")
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
+
+
+def build_cnn() -> keras.Model:
+    """The classic design: two conv/pool stages, a 128-unit dense layer, dropout, softmax."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="mnist_cnn",
+    )
+
+
+MODELS = {"cnn": build_cnn}
+
+
+def build_model(name: str = "cnn", learning_rate: float = 1e-3) -> keras.Model:
+    """Build and compile the named model with Adam and sparse categorical cross-entropy."""
+    model = MODELS[name]()
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def load_trained_model(path: Path | str) -> keras.Model:
+    """Load a saved `.keras` model that takes 28x28x1 images, or raise a one-line UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no model here; train one with `python train_model.py`")
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path}: not a Keras model file (expected a .keras archive)")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001: Keras raises many types for a broken archive
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path}: cannot load the model: {reason}") from None
+    input_shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
+    if input_shape != INPUT_SHAPE:
+        raise UserError(f"{path}: the model takes input {input_shape}, not 28x28x1 digits")
+    return model
