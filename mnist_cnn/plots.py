@@ -1,0 +1,66 @@
+"""Figures for the README: sample digits, class balance, training curves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display is needed, or wanted, on a server or in CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Save `fig` to `path` (creating its folder) and close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def digit_grid(
+    images: np.ndarray, titles: Sequence[str], path: Path, columns: int = 8, suptitle: str = ""
+) -> Path:
+    """Draw 28x28 digits in a grid, each with a title, and save it."""
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow(image, cmap="gray_r", vmin=0, vmax=255)
+        ax.set_title(title, fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return save_figure(fig, path)
+
+
+def plot_samples(images: np.ndarray, labels: np.ndarray, path: Path, count: int = 32) -> Path:
+    """A grid of the first `count` training digits with their labels."""
+    titles = [f"label {label}" for label in labels[:count]]
+    return digit_grid(images[:count], titles, path, suptitle="Sample training images")
+
+
+def plot_class_counts(labels: np.ndarray, path: Path) -> Path:
+    """A bar chart of how many images each digit has."""
+    digits, counts = np.unique(labels, return_counts=True)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    sns.barplot(x=digits, y=counts, ax=ax, color="steelblue")
+    ax.set(xlabel="digit", ylabel="images", title=f"Images per class ({len(labels):,} in all)")
+    return save_figure(fig, path)
+
+
+def plot_curve(history: dict[str, list[float]], metric: str, path: Path) -> Path:
+    """Training and validation `metric` per epoch, from a Keras history dict."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label in ((metric, "training"), (f"val_{metric}", "validation")):
+        if key in history:
+            epochs = range(1, len(history[key]) + 1)
+            sns.lineplot(x=list(epochs), y=history[key], marker="o", label=label, ax=ax)
+    ax.set(xlabel="epoch", ylabel=metric, title=f"Model {metric}")
+    return save_figure(fig, path)

@@ -1,0 +1,56 @@
+"""Shared fixtures: the bundled data and a small model trained once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_cnn.data import load_mnist, make_dataset
+from mnist_cnn.model import build_model
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COMMITTED_MODEL = REPO_ROOT / "models" / "mnist_cnn.keras"
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The bundled MNIST arrays, loaded once."""
+    return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory, mnist) -> Path:
+    """A default-architecture model trained for one epoch on 2,000 images (about 90% accurate)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_model()
+    model.fit(make_dataset(mnist.x_train[:2000], mnist.y_train[:2000], 64, shuffle_seed=0),
+              epochs=1, verbose=0)
+    path = tmp_path_factory.mktemp("tiny") / "tiny.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def committed_model_path() -> Path:
+    """The committed, fully trained model; tests of quality targets need it."""
+    if not COMMITTED_MODEL.is_file():
+        pytest.skip("models/mnist_cnn.keras is not there yet: run `python train_model.py`")
+    return COMMITTED_MODEL
+
+
+def run_script(script: str, *args: str, cwd: Path | None = None):
+    """Run one of the repository's scripts in a subprocess; returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / script), *args],
+        capture_output=True, text=True, cwd=cwd or REPO_ROOT, timeout=600,
+    )
+
+
+__all__ = ["COMMITTED_MODEL", "REPO_ROOT", "np", "run_script"]
