@@ -1,4 +1,4 @@
-"""MNIST on disk: IDX parsing with checksums, the stratified validation split, and tf.data pipelines."""
+"""MNIST on disk: IDX parsing with checksums, the stratified split, tf.data pipelines."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def load_with_keras() -> Mnist:
 
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
-    except Exception as error:  # noqa: BLE001: any download failure gets the same advice
+    except Exception as error:  # any download failure gets the same advice
         raise UserError(
             f"MNIST is missing from {BUNDLED_DATA_DIR} and the download failed "
             f"({type(error).__name__}); restore it with `git checkout -- data/mnist` "
@@ -126,7 +126,7 @@ def load_mnist(data_dir: Path | str | None = None) -> Mnist:
 def stratified_split(
     labels: np.ndarray, fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, validation): `fraction` of each class goes to validation, chosen by `seed`."""
+    """Indices (train, val): `fraction` of each class goes to validation, chosen by `seed`."""
     if not 0.0 < fraction < 1.0:
         raise UserError(f"validation split must be between 0 and 1, got {fraction}")
     rng = np.random.default_rng(seed)

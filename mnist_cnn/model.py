@@ -56,7 +56,7 @@ def load_trained_model(path: Path | str) -> keras.Model:
         raise UserError(f"{path}: not a Keras model file (expected a .keras archive)")
     try:
         model = keras.saving.load_model(path, compile=False)
-    except Exception as error:  # noqa: BLE001: Keras raises many types for a broken archive
+    except Exception as error:  # Keras raises many types for a broken archive
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"{path}: cannot load the model: {reason}") from None
     input_shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None

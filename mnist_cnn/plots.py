@@ -9,9 +9,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display is needed, or wanted, on a server or in CI
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -32,7 +32,7 @@ def digit_grid(
     fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, title in zip(axes.flat, images, titles):
+    for ax, image, title in zip(axes.flat, images, titles, strict=False):
         ax.imshow(image, cmap="gray_r", vmin=0, vmax=255)
         ax.set_title(title, fontsize=9)
     if suptitle:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mnist_cnn.data import load_mnist, make_dataset
@@ -52,5 +51,3 @@ def run_script(script: str, *args: str, cwd: Path | None = None):
         capture_output=True, text=True, cwd=cwd or REPO_ROOT, timeout=600,
     )
 
-
-__all__ = ["COMMITTED_MODEL", "REPO_ROOT", "np", "run_script"]
