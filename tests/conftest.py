@@ -26,8 +26,11 @@ def tiny_model_path(tmp_path_factory, mnist) -> Path:
 
     keras.utils.set_random_seed(0)
     model = build_model()
-    model.fit(make_dataset(mnist.x_train[:2000], mnist.y_train[:2000], 64, shuffle_seed=0),
-              epochs=1, verbose=0)
+    model.fit(
+        make_dataset(mnist.x_train[:2000], mnist.y_train[:2000], 64, shuffle_seed=0),
+        epochs=1,
+        verbose=0,
+    )
     path = tmp_path_factory.mktemp("tiny") / "tiny.keras"
     model.save(path)
     return path
@@ -48,6 +51,8 @@ def run_script(script: str, *args: str, cwd: Path | None = None):
 
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / script), *args],
-        capture_output=True, text=True, cwd=cwd or REPO_ROOT, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=cwd or REPO_ROOT,
+        timeout=600,
     )
-
