@@ -1,0 +1,189 @@
+"""Training: configuration, callbacks (early stopping, best checkpoint, resume), saved artefacts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from mnist_cnn import plots
+from mnist_cnn.data import Mnist, load_mnist, make_dataset, stratified_split
+from mnist_cnn.model import DEFAULT_MODEL_PATH, build_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; the CLI fills it from its flags."""
+
+    epochs: int = 20
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    validation_split: float = 0.1
+    patience: int = 5
+    seed: int = 42
+    model: str = "cnn"
+    limit: int | None = None
+    data_dir: Path | None = None
+    model_path: Path = DEFAULT_MODEL_PATH
+    plots_dir: Path = Path("plots")
+    deterministic: bool = False
+    verbose: int | str = "auto"
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports: its figures and every file it wrote."""
+
+    best_val_accuracy: float
+    best_epoch: int
+    epochs_run: int
+    test_accuracy: float
+    resumed_from_epoch: int
+    written: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of one run, all derived from the model path."""
+
+    model: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        """The best model so far; renamed onto `model` only when the run finishes."""
+        return self.model.with_name(f"{self.model.stem}.partial.keras")
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where BackupAndRestore keeps the last finished epoch, for resuming."""
+        return self.model.with_name(f"{self.model.stem}_backup")
+
+    @property
+    def epoch_log(self) -> Path:
+        """Per-epoch metrics appended as the run goes, so a resumed run keeps its history."""
+        return self.model.with_name(f"{self.model.stem}.partial.csv")
+
+    @property
+    def history(self) -> Path:
+        """The finished run's per-epoch history."""
+        return self.model.with_name("history.json")
+
+
+def select_data(mnist: Mnist, config: TrainConfig):
+    """Split (and optionally shrink) the training set into seeded, stratified train/validation."""
+    x, y = mnist.x_train, mnist.y_train
+    if config.limit is not None:
+        x, y = x[: config.limit], y[: config.limit]
+    train_idx, val_idx = stratified_split(y, config.validation_split, config.seed)
+    return (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx])
+
+
+def read_epoch_log(path: Path) -> dict[str, list[float]]:
+    """Read a CSVLogger file into a Keras-style history dict (empty when there is none)."""
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    keys = [key for key in (rows[0] if rows else {}) if key != "epoch"]
+    return {key: [float(row[key]) for row in rows] for key in keys}
+
+
+def make_callbacks(config: TrainConfig, paths: RunPaths, best_val_loss: float | None) -> list:
+    """Early stopping, best-model checkpoint, per-epoch log and resumable backup."""
+    # On resume the callbacks start afresh; seeding them with the best loss seen before the
+    # interruption keeps a worse epoch from overwriting the best checkpoint.
+    return [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            patience=config.patience,
+            restore_best_weights=True,
+            baseline=best_val_loss,
+        ),
+        keras.callbacks.ModelCheckpoint(
+            paths.checkpoint,
+            monitor="val_loss",
+            save_best_only=True,
+            initial_value_threshold=best_val_loss,
+        ),
+        keras.callbacks.CSVLogger(paths.epoch_log, append=True),
+        keras.callbacks.BackupAndRestore(paths.backup_dir, double_checkpoint=True),
+    ]
+
+
+def start_fresh(paths: RunPaths) -> None:
+    """Remove leftovers of an earlier, finished run so they cannot leak into this one."""
+    for path in (paths.checkpoint, paths.epoch_log):
+        path.unlink(missing_ok=True)
+
+
+def write_json_atomically(data: object, path: Path) -> Path:
+    """Write JSON to a temp file beside `path`, then rename: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def draw_plots(mnist: Mnist, history: dict[str, list[float]], plots_dir: Path) -> list[Path]:
+    """The four training figures: sample digits, class balance, accuracy and loss curves."""
+    return [
+        plots.plot_samples(mnist.x_train, mnist.y_train, plots_dir / "samples.png"),
+        plots.plot_class_counts(mnist.y_train, plots_dir / "class_counts.png"),
+        plots.plot_curve(history, "accuracy", plots_dir / "accuracy.png"),
+        plots.plot_curve(history, "loss", plots_dir / "loss.png"),
+    ]
+
+
+def train(config: TrainConfig, mnist: Mnist | None = None) -> TrainResult:
+    """Train a model as `config` says, save the best one atomically, and draw the plots."""
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    mnist = mnist if mnist is not None else load_mnist(config.data_dir)
+    (x_train, y_train), (x_val, y_val) = select_data(mnist, config)
+
+    paths = RunPaths(Path(config.model_path))
+    paths.model.parent.mkdir(parents=True, exist_ok=True)
+    resuming = paths.backup_dir.exists()
+    if not resuming:
+        start_fresh(paths)
+    earlier = read_epoch_log(paths.epoch_log)
+    best_val_loss = min(earlier["val_loss"]) if earlier.get("val_loss") else None
+
+    model = build_model(config.model, config.learning_rate)
+    model.summary()
+    if earlier:
+        print(f"Resuming after epoch {len(earlier['val_loss'])} from {paths.backup_dir}")
+    model.fit(
+        make_dataset(x_train, y_train, config.batch_size, shuffle_seed=config.seed),
+        validation_data=make_dataset(x_val, y_val, config.batch_size),
+        epochs=config.epochs,
+        callbacks=make_callbacks(config, paths, best_val_loss),
+        shuffle=False,  # the tf.data pipeline already reshuffles every epoch
+        verbose=config.verbose,
+    )
+
+    history = read_epoch_log(paths.epoch_log)
+    best = keras.saving.load_model(paths.checkpoint)
+    _, test_accuracy = best.evaluate(make_dataset(mnist.x_test, mnist.y_test, 1024), verbose=0)
+    os.replace(paths.checkpoint, paths.model)
+    paths.epoch_log.unlink()
+    written = [paths.model, write_json_atomically(history, paths.history)]
+    written += draw_plots(mnist, history, Path(config.plots_dir))
+
+    best_epoch = int(np.argmin(history["val_loss"]))
+    return TrainResult(
+        best_val_accuracy=history["val_accuracy"][best_epoch],
+        best_epoch=best_epoch + 1,
+        epochs_run=len(history["val_loss"]),
+        test_accuracy=float(test_accuracy),
+        resumed_from_epoch=len(earlier.get("val_loss", [])),
+        written=written,
+    )

@@ -1,0 +1,104 @@
+"""Train the MNIST CNN: python train_model.py --help for the options."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mnist_cnn.errors import run_cli
+from mnist_cnn.model import MODELS
+from mnist_cnn.train import TrainConfig, train
+
+DEFAULTS = TrainConfig()
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line, every flag with its default in --help."""
+    parser = argparse.ArgumentParser(
+        description="Train a CNN on the bundled MNIST data, keep the best model by validation "
+        "loss, and draw the training plots. An interrupted run resumes from its last finished "
+        "epoch when the same command is run again.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=DEFAULTS.epochs,
+        help="most epochs to train; early stopping may end sooner",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=DEFAULTS.batch_size, help="images per training step"
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=DEFAULTS.learning_rate, help="Adam's learning rate"
+    )
+    parser.add_argument(
+        "--validation-split",
+        type=float,
+        default=DEFAULTS.validation_split,
+        help="fraction of the 60,000 training images held out (stratified) "
+        "for early stopping and model selection; the test set is never used",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=DEFAULTS.patience,
+        help="epochs without a better validation loss before stopping",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULTS.seed,
+        help="seed for the split, the shuffling and the initial weights",
+    )
+    parser.add_argument(
+        "--model", choices=sorted(MODELS), default=DEFAULTS.model, help="architecture to train"
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="train on only the first N training images (a quick run)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder with the four MNIST IDX files (gzip or raw) instead of the bundled data/mnist",
+    )
+    parser.add_argument(
+        "--model-path",
+        type=Path,
+        default=DEFAULTS.model_path,
+        help="where the best model is saved (Keras .keras format); its history.json goes beside it",
+    )
+    parser.add_argument(
+        "--plots-dir", type=Path, default=DEFAULTS.plots_dir, help="folder for the training figures"
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="use deterministic TensorFlow ops: the same seed then gives the "
+        "same figures, at some cost in speed",
+    )
+    return parser.parse_args()
+
+
+def main() -> int:
+    """Train, then report the best validation accuracy and every file written."""
+    args = parse_args()
+    config = TrainConfig(**{k: v for k, v in vars(args).items()})
+    result = train(config)
+    print(
+        f"\nBest validation accuracy: {result.best_val_accuracy:.4f} "
+        f"(epoch {result.best_epoch} of {result.epochs_run})"
+    )
+    print(f"Test accuracy of the saved model: {result.test_accuracy:.4f}")
+    print("Wrote:")
+    for path in result.written:
+        print(f"  {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
