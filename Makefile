@@ -1,0 +1,37 @@
+# Two commands do everything: `make train` and `make test`. Each sets up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install train evaluate test lint serve benchmark clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(STAMP)  ## create .venv with the pinned requirements
+
+train: $(STAMP)  ## train the CNN on the bundled MNIST data
+	$(BIN)/python train_model.py
+
+evaluate: $(STAMP)  ## evaluate the saved model on the test set
+	$(BIN)/python evaluate_model.py
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)  ## ruff, lint and format
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+serve: $(STAMP)  ## the draw-a-digit web app on http://127.0.0.1:8000
+	$(BIN)/python -m mnist_cnn.web
+
+benchmark: $(STAMP)  ## training speed against the reference pipeline
+	$(BIN)/python benchmarks/train_speed.py
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache
