@@ -1,0 +1,171 @@
+// Drawing pad -> POST /api/predict -> bars. Plain JS, no framework, no build step.
+"use strict";
+
+const API_URL = "/api/predict";
+const DEBOUNCE_MS = 150; // long enough to batch pointer moves, short enough to feel live
+const INK = "#fff";
+const PAPER = "#000"; // MNIST is light ink on black; the server accepts either polarity
+const NUM_CLASSES = 10;
+
+const pad = document.getElementById("pad");
+const ctx = pad.getContext("2d");
+const digitEl = document.getElementById("digit");
+const confidenceEl = document.getElementById("confidence");
+const preprocessedEl = document.getElementById("preprocessed");
+const barsEl = document.getElementById("bars");
+const statusEl = document.getElementById("status");
+const uploadEl = document.getElementById("upload");
+
+let last = null; // the previous point of the stroke being drawn, or null
+let hasInk = false;
+let timer = 0;
+let latestRequest = 0; // responses to older requests are dropped
+
+function makeBars() {
+  for (let digit = 0; digit < NUM_CLASSES; digit++) {
+    const row = document.createElement("li");
+    row.innerHTML = `<span class="name">${digit}</span><span class="track"><span class="fill"></span></span><span class="value"></span>`;
+    barsEl.append(row);
+  }
+}
+
+function showResult(result) {
+  const best = result.digit;
+  digitEl.textContent = String(best);
+  confidenceEl.textContent = `${(100 * result.probabilities[best]).toFixed(1)}% sure`;
+  preprocessedEl.src = result.preprocessed;
+  [...barsEl.children].forEach((row, digit) => {
+    const p = result.probabilities[digit];
+    row.querySelector(".fill").style.width = `${100 * p}%`;
+    row.querySelector(".value").textContent = `${(100 * p).toFixed(1)}%`;
+    row.classList.toggle("best", digit === best);
+  });
+  statusEl.textContent = `${result.elapsed_ms} ms on the server`;
+}
+
+function resetResult(message) {
+  digitEl.textContent = "–";
+  confidenceEl.textContent = message;
+  preprocessedEl.removeAttribute("src");
+  for (const row of barsEl.children) {
+    row.querySelector(".fill").style.width = "0";
+    row.querySelector(".value").textContent = "";
+    row.classList.remove("best");
+  }
+}
+
+// `id` is taken when the request is decided on, so a Clear meanwhile makes it stale.
+async function send(id, body, headers = {}) {
+  try {
+    const response = await fetch(API_URL, { method: "POST", body, headers });
+    const result = await response.json();
+    if (id !== latestRequest) return;
+    if (response.ok) showResult(result);
+    else resetResult(result.error || `error ${response.status}`);
+  } catch {
+    if (id === latestRequest) resetResult("the request failed: is the server running?");
+  }
+}
+
+function predictCanvas() {
+  if (!hasInk) return;
+  const id = ++latestRequest;
+  pad.toBlob((blob) => send(id, blob, { "Content-Type": "image/png" }), "image/png");
+}
+
+function schedulePredict() {
+  clearTimeout(timer);
+  timer = setTimeout(predictCanvas, DEBOUNCE_MS);
+}
+
+function clearPad() {
+  ctx.fillStyle = PAPER;
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  hasInk = false;
+  latestRequest++; // a late answer about the old drawing must not reappear
+  clearTimeout(timer);
+  resetResult("draw something");
+  statusEl.textContent = "";
+}
+
+// Pointer position in canvas pixels, whatever size CSS gives the canvas on screen.
+function toCanvas(event) {
+  const box = pad.getBoundingClientRect();
+  return {
+    x: ((event.clientX - box.left) * pad.width) / box.width,
+    y: ((event.clientY - box.top) * pad.height) / box.height,
+  };
+}
+
+function dot(point) {
+  ctx.beginPath();
+  ctx.arc(point.x, point.y, ctx.lineWidth / 2, 0, 2 * Math.PI);
+  ctx.fill();
+}
+
+function line(from, to) {
+  ctx.beginPath();
+  ctx.moveTo(from.x, from.y);
+  ctx.lineTo(to.x, to.y);
+  ctx.stroke();
+}
+
+function startStroke(event) {
+  if (event.pointerType === "mouse" && event.button !== 0) return;
+  pad.setPointerCapture(event.pointerId);
+  ctx.fillStyle = INK;
+  last = toCanvas(event);
+  dot(last);
+  hasInk = true;
+  schedulePredict();
+}
+
+function continueStroke(event) {
+  if (last === null) return;
+  // Coalesced events keep fast strokes smooth where the browser merges pointer moves.
+  const coalesced = event.getCoalescedEvents?.() ?? [];
+  for (const e of coalesced.length ? coalesced : [event]) {
+    const point = toCanvas(e);
+    line(last, point);
+    last = point;
+  }
+  schedulePredict();
+}
+
+function endStroke() {
+  if (last === null) return;
+  last = null;
+  clearTimeout(timer);
+  predictCanvas(); // the finished stroke gets its answer at once
+}
+
+function uploadFile() {
+  const file = uploadEl.files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("image", file);
+  clearPad();
+  confidenceEl.textContent = `reading ${file.name}…`;
+  send(++latestRequest, form);
+  uploadEl.value = ""; // choosing the same file again should trigger another upload
+}
+
+function setUp() {
+  ctx.lineWidth = pad.width / 14; // about an MNIST stroke once scaled down to 28x28
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.strokeStyle = INK;
+  makeBars();
+  clearPad();
+  pad.addEventListener("pointerdown", startStroke);
+  pad.addEventListener("pointermove", continueStroke);
+  pad.addEventListener("pointerup", endStroke);
+  pad.addEventListener("pointercancel", endStroke);
+  document.getElementById("clear").addEventListener("click", clearPad);
+  uploadEl.addEventListener("change", uploadFile);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") clearPad();
+  });
+}
+
+setUp();

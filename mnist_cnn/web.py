@@ -1,0 +1,146 @@
+"""Draw a digit in the browser: a small Flask app around the trained model.
+
+Run `python -m mnist_cnn.web` and open http://127.0.0.1:8000/. It uses Flask's built-in
+server, which is fine for a local demo but is not meant to face the internet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from flask import Flask, Request, Response, current_app, jsonify, request
+from PIL import Image
+from werkzeug.exceptions import HTTPException
+
+from mnist_cnn.data import IMAGE_SIZE
+from mnist_cnn.errors import UserError, run_cli
+from mnist_cnn.model import DEFAULT_MODEL_PATH, load_trained_model
+from mnist_cnn.predict import predict_probabilities
+from mnist_cnn.preprocess import open_image, to_mnist
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+API_PREFIX = "/api/"
+PREDICT_URL = API_PREFIX + "predict"
+MAX_UPLOAD_BYTES = 4 * 1024 * 1024  # a canvas PNG is a few kB; phone photos fit too
+UPLOAD_FIELD = "image"
+MODEL_KEY = "mnist_cnn.model"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+class InMemoryRequest(Request):
+    """A request whose uploads stay in memory (MAX_CONTENT_LENGTH bounds them), never on disk."""
+
+    def _get_file_stream(self, *args, **kwargs) -> io.BytesIO:
+        """Werkzeug's hook for upload storage: its default spills files over 500 kB to disk."""
+        return io.BytesIO()
+
+
+def png_data_url(digit: np.ndarray) -> str:
+    """The 28x28 uint8 digit as a `data:image/png;base64,...` URL for an <img>."""
+    buffer = io.BytesIO()
+    Image.fromarray(digit).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def read_upload() -> tuple[bytes, str]:
+    """The posted image and a name for messages: the form field `image`, else the raw body."""
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get(UPLOAD_FIELD)
+        if upload is None:
+            raise UserError(f"no file in the form field '{UPLOAD_FIELD}'")
+        return upload.read(), upload.filename or "upload"
+    raw = request.get_data(cache=False)
+    if not raw:
+        raise UserError(f"empty request: send a PNG body or a form field '{UPLOAD_FIELD}'")
+    return raw, "request body"
+
+
+def classify(model: keras.Model, raw: bytes, name: str) -> dict:
+    """Preprocess one image exactly as the CLI does and return the JSON-ready prediction."""
+    digit = to_mnist(open_image(raw, name), name)
+    probabilities = predict_probabilities(model, digit[np.newaxis])[0]
+    return {
+        "digit": int(np.argmax(probabilities)),
+        "probabilities": [float(p) for p in probabilities],
+        "preprocessed": png_data_url(digit),
+    }
+
+
+def predict_route() -> Response:
+    """POST /api/predict: an image (raw PNG body or multipart `image`) in, the digit out."""
+    start = time.perf_counter()
+    raw, name = read_upload()
+    result = classify(current_app.extensions[MODEL_KEY], raw, name)
+    result["elapsed_ms"] = round((time.perf_counter() - start) * 1000.0, 2)
+    return jsonify(result)
+
+
+def index_route() -> Response:
+    """GET /: the drawing page."""
+    return current_app.send_static_file("index.html")
+
+
+def user_error(error: UserError) -> tuple[Response, int]:
+    """Bad input is the client's fault: 400 with the one-line message."""
+    return jsonify(error=str(error)), 400
+
+
+def http_error(error: HTTPException) -> Response | HTTPException:
+    """JSON errors under /api/ (404, 405, 413, 500...), Flask's own pages elsewhere."""
+    if not request.path.startswith(API_PREFIX):
+        return error
+    response = error.get_response()  # keeps headers such as 405's Allow
+    response.data = json.dumps({"error": f"{error.name}: {error.description}"})
+    response.content_type = "application/json"
+    return response
+
+
+def warm_up(model: keras.Model) -> None:
+    """Run one blank batch so the first visitor does not wait for TensorFlow's first-call setup."""
+    predict_probabilities(model, np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8))
+
+
+def create_app(model: keras.Model | Path | str = DEFAULT_MODEL_PATH) -> Flask:
+    """The Flask app; `model` is a loaded Keras model or the path of one, loaded once here."""
+    if not isinstance(model, keras.Model):
+        model = load_trained_model(model)
+    warm_up(model)
+    app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app.request_class = InMemoryRequest
+    app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES
+    app.extensions[MODEL_KEY] = model
+    app.add_url_rule("/", view_func=index_route, methods=["GET"])
+    app.add_url_rule(PREDICT_URL, view_func=predict_route, methods=["POST"])
+    app.register_error_handler(UserError, user_error)
+    app.register_error_handler(HTTPException, http_error)
+    return app
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options: where to listen and which model to serve."""
+    parser = argparse.ArgumentParser(description="Draw a digit in the browser and classify it.")
+    parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    parser.add_argument("--model-path", type=Path, default=DEFAULT_MODEL_PATH, help=".keras file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load the model once, then serve the app with Flask's threaded development server."""
+    args = parse_args(argv)
+    app = create_app(args.model_path)
+    print(f"Serving {args.model_path} at http://{args.host}:{args.port}/ (Ctrl-C to stop)")
+    app.run(host=args.host, port=args.port, threaded=True)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
