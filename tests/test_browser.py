@@ -1,0 +1,209 @@
+"""End to end: the real server in a subprocess, driven by headless Chromium through Selenium."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+from PIL import Image
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.actions import interaction
+from selenium.webdriver.common.actions.action_builder import ActionBuilder
+from selenium.webdriver.common.actions.pointer_input import PointerInput
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SCREENSHOT = REPO_ROOT / "plots" / "web_app.png"
+WINDOW_SIZE = "1000,760"
+SERVER_START_TIMEOUT_S = 180  # importing TensorFlow on a busy two-core machine is slow
+ANSWER_TIMEOUT_S = 20
+NO_ANSWER = "\N{EN DASH}"  # what the page shows before it has an answer
+STEPS_PER_SEGMENT = 8  # intermediate pointer moves, so the page sees a stroke, not a jump
+
+# Strokes as canvas fractions (x, y), (0, 0) top-left: each list is one press-move-release.
+ONE = [[(0.50, 0.18), (0.50, 0.82)]]
+SEVEN = [[(0.28, 0.22), (0.72, 0.22), (0.45, 0.82)]]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} is not installed")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
+    """Poll `url` until the server answers, failing early with its log if it exits."""
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"the server did not answer within {SERVER_START_TIMEOUT_S} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server_url(committed_model_path, tmp_path_factory):
+    """The URL of `python -m mnist_cnn.web` serving the committed model on a free port."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    command = [sys.executable, "-m", "mnist_cnn.web", "--port", str(port)]
+    command += ["--model-path", str(committed_model_path)]
+    with log.open("w") as sink:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_until_serving(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Debian Chromium, with nothing that would reach the internet."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--window-size={WINDOW_SIZE}",
+        "--force-prefers-reduced-motion",  # no bar animation half-way through a screenshot
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # An explicit driver path keeps Selenium Manager from trying to download one.
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def page(browser, server_url):
+    """The drawing page, freshly loaded, with the console log of earlier pages drained."""
+    browser.get_log("browser")
+    browser.get(server_url)
+    return browser
+
+
+def canvas_offset(canvas, fraction: tuple[float, float]) -> tuple[int, int]:
+    """Selenium's offset (from the element's centre) of a point given as canvas fractions."""
+    width, height = canvas.size["width"], canvas.size["height"]
+    return round((fraction[0] - 0.5) * width), round((fraction[1] - 0.5) * height)
+
+
+def interpolate(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points of a polyline after its first, with STEPS_PER_SEGMENT per segment."""
+    path = []
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        for step in range(1, STEPS_PER_SEGMENT + 1):
+            t = step / STEPS_PER_SEGMENT
+            path.append((x0 + t * (x1 - x0), y0 + t * (y1 - y0)))
+    return path
+
+
+def draw(driver, strokes: list[list[tuple[float, float]]], pointer: str = "mouse") -> None:
+    """Draw each stroke with a mouse, touch or pen pointer: press, move through it, release."""
+    canvas = driver.find_element(By.ID, "pad")
+    for points in strokes:
+        actions = ActionBuilder(driver, mouse=PointerInput(pointer, pointer), duration=10)
+        actions.pointer_action.move_to(canvas, *canvas_offset(canvas, points[0])).pointer_down()
+        for point in interpolate(points):
+            actions.pointer_action.move_to(canvas, *canvas_offset(canvas, point))
+        actions.pointer_action.pointer_up()
+        actions.perform()
+
+
+def shown_digit(driver) -> str:
+    """The digit the page currently shows as its answer."""
+    return driver.find_element(By.ID, "digit").text
+
+
+def wait_for_digit(driver, expected: str) -> None:
+    """Wait until the page shows `expected`, failing with what it shows instead."""
+    try:
+        WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: shown_digit(d) == expected)
+    except TimeoutException:
+        bars = driver.find_element(By.ID, "bars").text.replace("\n", " ")
+        pytest.fail(f"expected {expected}, the page shows {shown_digit(driver)!r}; bars: {bars}")
+
+
+def screenshot_path(tmp_path: Path) -> Path:
+    """Where the screenshot goes: plots/ only when asked to, so tests never dirty the repo."""
+    return SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "web_app.png"
+
+
+def severe_logs(driver) -> list[str]:
+    """Console errors the page produced (failed requests, exceptions)."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def test_drawing_a_one_then_a_seven(page, tmp_path):
+    draw(page, ONE)
+    wait_for_digit(page, "1")
+    page.find_element(By.ID, "clear").click()
+    assert shown_digit(page) == NO_ANSWER
+    draw(page, SEVEN)
+    wait_for_digit(page, "7")
+    assert len(page.find_elements(By.CSS_SELECTOR, "#bars li")) == 10
+    assert page.find_element(By.ID, "preprocessed").get_attribute("src").startswith("data:image")
+    assert severe_logs(page) == []
+    path = screenshot_path(tmp_path)
+    page.save_screenshot(str(path))
+    assert Image.open(path).size[0] > 0
+
+
+@pytest.mark.parametrize("pointer", [interaction.POINTER_TOUCH, interaction.POINTER_PEN])
+def test_touch_and_pen_draw_too(page, pointer):
+    draw(page, ONE, pointer)
+    wait_for_digit(page, "1")
+
+
+def test_uploading_an_image_file(page, mnist, tmp_path):
+    # Black ink on white, like a scan: the server must flip it to MNIST's polarity.
+    upload = tmp_path / "seven.png"
+    Image.fromarray(255 - mnist.x_test[0]).resize((112, 112)).save(upload)
+    assert mnist.y_test[0] == 7
+    page.find_element(By.ID, "upload").send_keys(str(upload))
+    wait_for_digit(page, "7")
+
+
+def test_blank_upload_shows_the_error(page, tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(blank)
+    page.find_element(By.ID, "upload").send_keys(str(blank))
+    confidence = page.find_element(By.ID, "confidence")
+    WebDriverWait(page, ANSWER_TIMEOUT_S).until(lambda _: "no digit found" in confidence.text)
+    assert shown_digit(page) == NO_ANSWER
