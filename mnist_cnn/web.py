@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import base64
 import io
-import json
 import time
 from pathlib import Path
 
@@ -98,7 +97,7 @@ def http_error(error: HTTPException) -> Response | HTTPException:
     if not request.path.startswith(API_PREFIX):
         return error
     response = error.get_response()  # keeps headers such as 405's Allow
-    response.data = json.dumps({"error": f"{error.name}: {error.description}"})
+    response.data = current_app.json.dumps({"error": f"{error.name}: {error.description}"})
     response.content_type = "application/json"
     return response
 
@@ -126,7 +125,9 @@ def create_app(model: keras.Model | Path | str = DEFAULT_MODEL_PATH) -> Flask:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options: where to listen and which model to serve."""
-    parser = argparse.ArgumentParser(description="Draw a digit in the browser and classify it.")
+    parser = argparse.ArgumentParser(
+        prog="python -m mnist_cnn.web", description="Draw a digit in the browser and classify it."
+    )
     parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
     parser.add_argument("--model-path", type=Path, default=DEFAULT_MODEL_PATH, help=".keras file")
