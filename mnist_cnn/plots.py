@@ -64,3 +64,41 @@ def plot_curve(history: dict[str, list[float]], metric: str, path: Path) -> Path
             sns.lineplot(x=list(epochs), y=history[key], marker="o", label=label, ax=ax)
     ax.set(xlabel="epoch", ylabel=metric, title=f"Model {metric}")
     return save_figure(fig, path)
+
+
+def plot_confusion_matrix(cm: np.ndarray, path: Path) -> Path:
+    """A heatmap of confusion counts, true class down the side, prediction along the top."""
+    fig, ax = plt.subplots(figsize=(8, 6.5))
+    # A log colour scale lets a handful of mistakes show beside a thousand correct answers;
+    # zero cells are masked, so they stay blank instead of crowding the picture with zeros.
+    sns.heatmap(
+        cm,
+        mask=cm == 0,
+        norm=matplotlib.colors.LogNorm(vmin=1, vmax=max(int(cm.max()), 2)),
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        cbar_kws={"label": "test images (log scale)"},
+        linewidths=0.5,
+        linecolor="lightgray",
+        ax=ax,
+    )
+    ax.set(xlabel="predicted digit", ylabel="true digit")
+    ax.set_title(f"Confusion matrix ({int(cm.sum()):,} test images)")
+    return save_figure(fig, path)
+
+
+def plot_predictions(
+    images: np.ndarray,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    confidences: np.ndarray,
+    path: Path,
+    suptitle: str,
+) -> Path:
+    """A grid of digits, each titled with its true label, the prediction and its confidence."""
+    titles = [
+        f"true {label}\npred {pred} ({conf:.1%})"
+        for label, pred, conf in zip(labels, predictions, confidences, strict=True)
+    ]
+    return digit_grid(images, titles, path, suptitle=suptitle)
