@@ -1,0 +1,66 @@
+"""Evaluate the trained model on the MNIST test set: python evaluate_model.py --help."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mnist_cnn import evaluate
+from mnist_cnn.errors import run_cli
+from mnist_cnn.model import DEFAULT_MODEL_PATH
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line, every flag with its default in --help."""
+    parser = argparse.ArgumentParser(
+        description="Measure the saved model on the 10,000 MNIST test images: loss, accuracy, "
+        "per-class precision/recall/F1 and the commonest mistakes. Draws the confusion matrix, "
+        "the misclassified digits, sample predictions and (from the saved history) the training "
+        "curves, and writes a JSON report, metrics.json, beside the model.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--model-path",
+        type=Path,
+        default=DEFAULT_MODEL_PATH,
+        help="the trained model (a .keras file from train_model.py); metrics.json is written "
+        "beside it and the training curves are read from history.json beside it",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder with the four MNIST IDX files (gzip or raw) instead of the bundled data/mnist",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report as JSON (the content of metrics.json) instead of the table",
+    )
+    parser.add_argument(
+        "--plots-dir",
+        type=Path,
+        default=evaluate.DEFAULT_PLOTS_DIR,
+        help="folder for the figures: confusion_matrix.png, misclassified.png, predictions.png, "
+        "accuracy.png and loss.png",
+    )
+    return parser.parse_args()
+
+
+def main() -> int:
+    """Evaluate, print the report, and list the files written."""
+    args = parse_args()
+    report, written = evaluate.run(args.model_path, args.data_dir, args.plots_dir)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(evaluate.format_report(report))
+    print("\nWrote:")
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
