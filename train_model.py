@@ -30,7 +30,10 @@ def parse_args() -> argparse.Namespace:
         "--batch-size", type=int, default=DEFAULTS.batch_size, help="images per training step"
     )
     parser.add_argument(
-        "--learning-rate", type=float, default=DEFAULTS.learning_rate, help="Adam's learning rate"
+        "--learning-rate",
+        type=float,
+        default=DEFAULTS.learning_rate,
+        help="Adam's initial learning rate, cosine-decayed to 1%% over --epochs",
     )
     parser.add_argument(
         "--validation-split",

@@ -21,8 +21,8 @@ class TrainConfig:
     """Everything a training run depends on; the CLI fills it from its flags."""
 
     epochs: int = 20
-    batch_size: int = 128
-    learning_rate: float = 1e-3
+    batch_size: int = 256
+    learning_rate: float = 2e-3
     validation_split: float = 0.1
     patience: int = 5
     seed: int = 42
@@ -157,7 +157,8 @@ def train(config: TrainConfig, mnist: Mnist | None = None) -> TrainResult:
     earlier = read_epoch_log(paths.epoch_log)
     best_val_loss = min(earlier["val_loss"]) if earlier.get("val_loss") else None
 
-    model = build_model(config.model, config.learning_rate)
+    steps_per_epoch = -(-len(x_train) // config.batch_size)
+    model = build_model(config.model, config.learning_rate, config.epochs * steps_per_epoch)
     model.summary()
     if earlier:
         print(f"Resuming after epoch {len(earlier['val_loss'])} from {paths.backup_dir}")
