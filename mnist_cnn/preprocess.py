@@ -1,0 +1,245 @@
+"""A person's digit image -> an MNIST-style 28x28 uint8 digit (light ink on black, centred)."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+from mnist_cnn.data import IMAGE_SIZE
+from mnist_cnn.errors import UserError
+
+# Decompression-bomb cap: a few phone photos' worth, far beyond any digit anyone draws.
+MAX_PIXELS = 40_000_000
+# Pillow's own guard fires inside decoders too (GIF frames, TIFF tiles): give it the same cap.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+DIGIT_BOX = 20  # MNIST scales each digit's longer side to 20 px inside the 28x28 field
+CENTRE = IMAGE_SIZE / 2  # MNIST puts the centre of mass at pixel index 14 (row and column)
+# Ink that differs from the background by less than this (of full scale) is no ink at all.
+MIN_CONTRAST = 0.1
+# Normalised ink at or below this is treated as background noise (JPEG halos, paper grain).
+NOISE_FLOOR = 0.1
+# Pen width as a fraction of the digit's longer side: MNIST's median is 0.10 and 99% of its
+# digits are above 0.05; thinner strokes (a 1-px pencil, a fine pen) get widened to the median.
+THIN_STROKE = 0.05
+TYPICAL_STROKE = 0.10
+WORK_BOX = 80  # thin digits are widened at this size: detailed, yet cheap to filter
+PEN_TRACE = 0.25  # at WORK_BOX, a thin line's faint trace above this share of the peak is pen
+NOISE_SIGMAS = 3.0  # background pixels rarely stray further than this from the median
+MAD_TO_SIGMA = 1.4826  # median absolute deviation -> standard deviation, for Gaussian noise
+SIXTEEN_BIT_MAX = 65535
+
+
+def describe(source: Path | bytes, name: str | None) -> str:
+    """The name used in messages: `name`, else the path, else a generic word for bytes."""
+    if name is not None:
+        return name
+    return "image" if isinstance(source, bytes) else str(source)
+
+
+def check_file(path: Path, name: str) -> None:
+    """Raise a one-line UserError unless `path` is a non-empty regular file."""
+    if not path.exists():
+        raise UserError(f"{name}: file not found")
+    if path.is_dir():
+        raise UserError(f"{name}: is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise UserError(f"{name}: empty file")
+
+
+def read_source(source: Path | bytes, name: str) -> bytes:
+    """The raw bytes of a path or of bytes already in memory, refusing empty input."""
+    if isinstance(source, Path):
+        check_file(source, name)
+        try:
+            source = source.read_bytes()
+        except OSError as error:
+            raise UserError(f"{name}: cannot read: {error.strerror or error}") from None
+    if not source:
+        raise UserError(f"{name}: empty file")
+    return source
+
+
+def check_pixels(image: Image.Image, name: str) -> None:
+    """Refuse images above MAX_PIXELS before their pixels are decoded."""
+    if image.width * image.height > MAX_PIXELS:
+        raise UserError(
+            f"{name}: too many pixels ({image.width}x{image.height}, the limit is {MAX_PIXELS:,})"
+        )
+
+
+def decode(raw: bytes, name: str) -> Image.Image:
+    """Decode the first frame fully (so truncation shows now), upright per its EXIF tag."""
+    with warnings.catch_warnings():
+        # Pillow only warns between its cap and twice that; a bomb must be refused, not warned.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(raw)) as image:
+                check_pixels(image, name)
+                image.load()
+                return ImageOps.exif_transpose(image)  # a copy: safe after the file closes
+        except UnidentifiedImageError:
+            raise UserError(f"{name}: not an image (or a format Pillow cannot read)") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise UserError(f"{name}: too many pixels (the limit is {MAX_PIXELS:,})") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
+            # Pillow reports damaged data with any of these, depending on the format.
+            raise UserError(f"{name}: truncated or corrupt image ({error})") from None
+
+
+def open_image(source: Path | bytes, name: str | None = None) -> Image.Image:
+    """Decode an image file or its bytes, raising a one-line UserError naming `name`."""
+    name = describe(source, name)
+    if isinstance(source, str):
+        source = Path(source)
+    return decode(read_source(source, name), name)
+
+
+def has_transparency(image: Image.Image) -> bool:
+    """Whether the image has an alpha channel or a transparent palette/colour entry."""
+    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+
+
+def flatten_on_white(image: Image.Image) -> Image.Image:
+    """Composite a transparent image onto white, as a viewer shows it."""
+    rgba = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+
+
+def to_grayscale(image: Image.Image) -> np.ndarray:
+    """Luminance as float32 (H, W) in [0, 1], transparent areas shown on white."""
+    if image.mode.startswith("I"):
+        # 16-bit greyscale: scale from its own range, where convert("L") would clip at 255.
+        pixels = np.asarray(image, dtype=np.float32) / SIXTEEN_BIT_MAX
+        return np.clip(pixels, 0.0, 1.0)
+    if has_transparency(image):
+        image = flatten_on_white(image)
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def border(pixels: np.ndarray) -> np.ndarray:
+    """The outermost ring of pixels, where a photo or drawing shows its background."""
+    return np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
+
+
+def ink_up(gray: np.ndarray) -> np.ndarray:
+    """Turn the image so ink is bright and background dark, as in MNIST."""
+    background = np.median(border(gray))
+    dark_ink = background - gray.min() > gray.max() - background
+    return 1.0 - gray if dark_ink else gray
+
+
+def noise_level(edge: np.ndarray, background: float) -> float:
+    """How much the background itself varies: a robust spread (MAD) of the border pixels."""
+    # MAD rather than a percentile: a stroke touching the edge must not count as noise.
+    return NOISE_SIGMAS * MAD_TO_SIGMA * float(np.median(np.abs(edge - background)))
+
+
+def ink_strength(gray: np.ndarray, name: str) -> np.ndarray:
+    """Ink in [0, 1] above the background; background and its noise become exactly 0."""
+    edge = border(gray)
+    background = float(np.median(edge))
+    contrast = float(gray.max()) - background
+    if contrast < MIN_CONTRAST:
+        raise UserError(f"{name}: no digit found")
+    ink = np.clip((gray - background) / contrast, 0.0, 1.0)
+    floor = max(NOISE_FLOOR, noise_level(edge, background) / contrast)
+    ink = np.where(ink > floor, ink, 0.0).astype(np.float32)
+    if not ink.any():
+        raise UserError(f"{name}: no digit found")
+    return ink
+
+
+def crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    """The smallest rectangle holding every ink pixel."""
+    rows = np.flatnonzero(ink.any(axis=1))
+    cols = np.flatnonzero(ink.any(axis=0))
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def fit_box(ink: np.ndarray, box: int = DIGIT_BOX) -> np.ndarray:
+    """Scale so the longer side is `box` pixels, keeping the aspect ratio, anti-aliased."""
+    height, width = ink.shape
+    if max(height, width) == box:
+        return ink  # already MNIST-sized: resampling would only blur it
+    scale = box / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = Image.fromarray(ink).resize(size, Image.Resampling.LANCZOS)
+    # Lanczos rings slightly below 0 and above 1 next to sharp edges.
+    return np.clip(np.asarray(resized), 0.0, 1.0)
+
+
+def stroke_width(ink: np.ndarray) -> float:
+    """Mean pen width in pixels: twice the ink area over its outline length (a ribbon's width)."""
+    mask = np.pad(ink > 0.5, 1)
+    outline = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(
+        mask[:, 1:] != mask[:, :-1]
+    )
+    return 2.0 * np.count_nonzero(mask) / max(outline, 1)
+
+
+def thicken(ink: np.ndarray) -> np.ndarray:
+    """Redraw a thin-penned digit (tightly cropped) with MNIST's typical pen width."""
+    ratio = stroke_width(ink) / max(ink.shape)
+    if ratio >= THIN_STROKE:
+        return ink
+    patch = fit_box(ink, WORK_BOX)
+    # Where the pen went: a fine line shrunk below a pixel is faint, yet it is full ink.
+    pen = (patch > PEN_TRACE * patch.max()).astype(np.float32)
+    grow = round((TYPICAL_STROKE - ratio) * WORK_BOX) // 2  # pixels added on each side
+    widened = Image.fromarray(np.pad(pen, grow)).filter(ImageFilter.MaxFilter(2 * grow + 1))
+    return np.asarray(widened)
+
+
+def centre_of_mass(ink: np.ndarray) -> tuple[float, float]:
+    """The intensity-weighted mean (row, column) of the ink, in pixel indices."""
+    rows, cols = np.indices(ink.shape)
+    total = ink.sum()
+    return float((rows * ink).sum() / total), float((cols * ink).sum() / total)
+
+
+def paste_centred(patch: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Place `patch` in a size x size field so its centre of mass lands on the centre."""
+    row, col = centre_of_mass(patch)
+    height, width = patch.shape
+    # Whole-pixel shifts keep strokes sharp; clamping keeps a lopsided digit inside the field.
+    top = int(np.clip(round(CENTRE - row), 0, size - height))
+    left = int(np.clip(round(CENTRE - col), 0, size - width))
+    field = np.zeros((size, size), dtype=np.float32)
+    field[top : top + height, left : left + width] = patch
+    return field
+
+
+def to_uint8(ink: np.ndarray) -> np.ndarray:
+    """Float ink in [0, 1] -> uint8 in [0, 255], rounded."""
+    return np.round(ink * 255.0).astype(np.uint8)
+
+
+def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
+    """An MNIST-style digit, uint8 (28, 28): light ink on black, 20 px box, centred by mass."""
+    ink = ink_strength(ink_up(to_grayscale(image)), name)
+    return to_uint8(paste_centred(fit_box(thicken(crop_to_ink(ink)))))
+
+
+def read_digit(source: Path | bytes, name: str | None = None) -> np.ndarray:
+    """Decode and preprocess one image file (or its bytes) into an MNIST-style digit."""
+    name = describe(source, name)
+    return to_mnist(open_image(source, name), name)
+
+
+def read_digits(paths: Iterable[Path]) -> tuple[list[Path], np.ndarray, list[UserError]]:
+    """Preprocess many files: (the readable paths, their digits (N, 28, 28), the errors)."""
+    good, digits, errors = [], [], []
+    for path in paths:
+        try:
+            digits.append(read_digit(Path(path)))
+            good.append(Path(path))
+        except UserError as error:
+            errors.append(error)
+    stacked = np.stack(digits) if digits else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    return good, stacked, errors
