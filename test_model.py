@@ -1,0 +1,71 @@
+"""Read your own digit images with the trained model: python test_model.py --help."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mnist_cnn.data import NUM_CLASSES
+from mnist_cnn.errors import run_cli
+from mnist_cnn.model import DEFAULT_MODEL_PATH, load_trained_model
+from mnist_cnn.predict import classify_files
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line, every flag with its default in --help."""
+    parser = argparse.ArgumentParser(
+        description="Predict the digit in each image file. Any format Pillow reads works (PNG, "
+        "JPEG, BMP, GIF, TIFF, WebP ...); each image is made MNIST-like first: greyscale, "
+        "light ink on black, cropped, scaled to a 20-pixel box and centred in 28x28. "
+        "A file that cannot be read gives one 'error:' line and the exit status 1, "
+        "and the other files are still predicted.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=1,
+        choices=range(1, NUM_CLASSES + 1),
+        metavar="K",
+        help="also show the next most likely digits, K in all (1 to 10)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per image (path, digit, confidence, all ten "
+        "probabilities, the top K) instead of text",
+    )
+    parser.add_argument(
+        "--save-preprocessed",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write the 28x28 PNG the model saw for each image into DIR (created if needed)",
+    )
+    parser.add_argument(
+        "--model-path",
+        type=Path,
+        default=DEFAULT_MODEL_PATH,
+        help="the trained model (.keras) made by train_model.py",
+    )
+    return parser.parse_args()
+
+
+def main() -> int:
+    """Print one line per readable image; return 1 if any image could not be read."""
+    args = parse_args()
+    model = load_trained_model(args.model_path)
+    lines, errors = classify_files(
+        model, args.images, args.top_k, args.json, args.save_preprocessed
+    )
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    for line in lines:
+        print(line)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
