@@ -1,0 +1,308 @@
+"""Preprocessing a person's digit images: formats, geometry, bad input, and accuracy."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from mnist_cnn import preprocess
+from mnist_cnn.errors import UserError
+from mnist_cnn.model import load_trained_model
+from mnist_cnn.predict import predict_probabilities
+from mnist_cnn.preprocess import (
+    DIGIT_BOX,
+    centre_of_mass,
+    open_image,
+    read_digits,
+    stroke_width,
+    to_mnist,
+)
+
+LOSSLESS = [("PNG", {}), ("BMP", {}), ("TIFF", {}), ("GIF", {}), ("WEBP", {"lossless": True})]
+
+
+def on_paper(digit: np.ndarray, canvas=(180, 140), at=(10, 30), size=112) -> Image.Image:
+    """An MNIST digit enlarged and drawn black on white, away from the centre of a canvas."""
+    paper = Image.new("L", canvas, 255)
+    ink = Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
+    paper.paste(ImageOps.invert(ink), at)
+    return paper
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    """The bytes of `image` saved in `fmt`."""
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def reference(digit: np.ndarray) -> np.ndarray:
+    """What to_mnist makes of the plain greyscale drawing: the target for every encoding."""
+    return to_mnist(on_paper(digit)).astype(int)
+
+
+def ink_box(digit: np.ndarray) -> tuple[int, int]:
+    """Height and width of the rectangle holding all non-zero pixels."""
+    rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+@pytest.fixture(scope="module")
+def seven(mnist) -> np.ndarray:
+    """One MNIST test digit (a 7), uint8 28x28."""
+    return mnist.x_test[0]
+
+
+# --- geometry ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("at", [(0, 0), (60, 25), (68, 28)])
+def test_digit_is_boxed_and_centred_wherever_it_was_drawn(seven, at):
+    digit = to_mnist(on_paper(seven, at=at))
+    assert digit.shape == (28, 28) and digit.dtype == np.uint8
+    assert max(ink_box(digit)) <= DIGIT_BOX
+    assert np.allclose(centre_of_mass(digit.astype(float)), (14, 14), atol=1.0)
+
+
+def test_black_on_white_and_white_on_black_give_the_same_digit(seven):
+    paper = on_paper(seven)
+    assert np.abs(reference(seven) - to_mnist(ImageOps.invert(paper))).max() <= 1
+
+
+def test_light_ink_on_grey_and_dark_ink_on_grey_are_both_found(seven):
+    paper = np.asarray(on_paper(seven), dtype=float)
+    dark_on_grey = Image.fromarray((paper * 0.6 + 60).astype(np.uint8))  # 60..213
+    light_on_grey = ImageOps.invert(dark_on_grey)
+    assert np.abs(to_mnist(dark_on_grey) - reference(seven)).mean() < 2
+    assert np.abs(to_mnist(light_on_grey) - reference(seven)).mean() < 2
+
+
+def test_mnist_digits_come_through_essentially_unchanged(mnist):
+    digits = mnist.x_test[:500]
+    through = np.stack([to_mnist(Image.fromarray(d)) for d in digits]).astype(int)
+    assert np.abs(through - digits).mean() < 1.0  # grey levels out of 255
+
+
+def test_thin_pen_strokes_are_widened_to_mnist_width():
+    paper = Image.new("L", (300, 300), 255)
+    paper.paste(0, (150, 40, 152, 260))  # a "1" drawn with a 2-pixel pencil
+    paper.paste(0, (110, 40, 152, 42))
+    digit = to_mnist(paper)
+    assert stroke_width(digit / 255) >= 1.5
+
+
+def test_speckles_below_the_noise_floor_do_not_move_the_digit(seven):
+    rng = np.random.default_rng(0)
+    paper = np.asarray(on_paper(seven), dtype=float)
+    noisy = np.clip(paper - rng.uniform(0, 20, paper.shape), 0, 255).astype(np.uint8)
+    assert np.abs(to_mnist(Image.fromarray(noisy)) - reference(seven)).mean() < 3
+
+
+# --- colour modes and file formats ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fmt", "options"), LOSSLESS)
+def test_lossless_formats_decode_to_the_same_digit(seven, fmt, options):
+    decoded = to_mnist(open_image(encode(on_paper(seven), fmt, **options)))
+    assert np.array_equal(decoded, reference(seven))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "CMYK", "L"])
+def test_jpeg_in_rgb_cmyk_and_grey(seven, mode):
+    image = on_paper(seven).convert(mode)
+    decoded = to_mnist(open_image(encode(image, "JPEG", quality=90)))
+    assert np.abs(decoded - reference(seven)).mean() < 3
+
+
+def test_sixteen_bit_png_keeps_its_full_range(seven):
+    wide = Image.fromarray(np.asarray(on_paper(seven)).astype(np.uint16) * 257)
+    decoded = open_image(encode(wide, "PNG"))
+    assert decoded.mode.startswith("I")
+    assert np.abs(to_mnist(decoded) - reference(seven)).max() <= 1
+
+
+def test_rgba_ink_on_a_transparent_background(seven):
+    ink = Image.fromarray(seven).resize((112, 112), Image.Resampling.BICUBIC)
+    layer = Image.new("RGBA", (180, 140), (0, 0, 0, 0))
+    layer.paste(Image.new("RGBA", ink.size, (20, 20, 20, 255)), (10, 30), mask=ink)
+    decoded = to_mnist(open_image(encode(layer, "PNG")))
+    assert np.abs(decoded - reference(seven)).mean() < 3
+
+
+def test_palette_with_a_transparent_entry(seven):
+    palette = on_paper(seven).convert("P")
+    white = palette.getpixel((0, 0))
+    decoded = to_mnist(open_image(encode(palette, "PNG", transparency=white)))
+    assert np.abs(decoded - reference(seven)).mean() < 3
+
+
+def test_bilevel_image(seven):
+    bilevel = on_paper(seven).convert("1", dither=Image.Dither.NONE)
+    decoded = to_mnist(open_image(encode(bilevel, "PNG")))
+    assert np.array_equal(decoded, to_mnist(bilevel.convert("L")))
+
+
+def test_exif_orientation_is_applied(seven):
+    upright = on_paper(seven).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+    decoded = open_image(encode(stored, "JPEG", quality=95, exif=exif))
+    assert decoded.size == upright.size
+    assert np.abs(to_mnist(decoded) - reference(seven)).mean() < 3
+
+
+def test_animated_gif_uses_its_first_frame(seven, mnist):
+    frames = [on_paper(seven), on_paper(mnist.x_test[1])]
+    gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    assert np.array_equal(to_mnist(open_image(gif)), reference(seven))
+
+
+# --- bad input: one line naming the file and the reason ---------------------------------------
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares `width` x `height` pixels but holds none: a cheap decompression bomb."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        png_chunk(kind, data)
+        for kind, data in [(b"IHDR", ihdr), (b"IDAT", zlib.compress(b"")), (b"IEND", b"")]
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("missing.png", None, "file not found"),
+        ("empty.png", b"", "empty file"),
+        ("notes.png", b"buy milk", "not an image"),
+        ("random.jpg", bytes(range(256)) * 4, "not an image"),
+    ],
+)
+def test_unreadable_files(tmp_path, name, content, reason):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(UserError, match=reason) as raised:
+        open_image(path)
+    assert str(raised.value).startswith(f"{path}: ")
+    assert "\n" not in str(raised.value)
+
+
+def test_directory_is_not_an_image(tmp_path):
+    with pytest.raises(UserError, match=rf"^{tmp_path}: is a directory"):
+        open_image(tmp_path)
+
+
+def test_empty_bytes_are_named_by_the_caller():
+    with pytest.raises(UserError, match=r"^upload\.png: empty file$"):
+        open_image(b"", name="upload.png")
+
+
+def test_truncated_image(seven):
+    whole = encode(on_paper(seven), "PNG")
+    with pytest.raises(UserError, match=r"^cut\.png: truncated or corrupt"):
+        open_image(whole[: len(whole) // 2], name="cut.png")
+
+
+def test_huge_declared_size_is_refused_before_decoding():
+    with pytest.raises(UserError, match=r"^bomb\.png: too many pixels"):
+        open_image(png_header(100_000, 100_000), name="bomb.png")
+
+
+def test_just_over_the_cap_is_refused_not_warned(monkeypatch, seven):
+    monkeypatch.setattr(preprocess, "MAX_PIXELS", 1000)
+    with pytest.raises(UserError, match="too many pixels"):
+        open_image(encode(on_paper(seven), "PNG"), name="big.png")
+
+
+def test_pillow_warning_band_is_refused_too():
+    # Between Pillow's cap and twice it, Pillow only warns: that must still be an error here.
+    with pytest.raises(UserError, match="too many pixels"):
+        open_image(png_header(7_000, 7_000), name="warned.png")
+
+
+@pytest.mark.parametrize("fill", [255, 0, 128])
+def test_blank_image_has_no_digit(fill):
+    with pytest.raises(UserError, match=r"^blank\.png: no digit found$"):
+        to_mnist(Image.new("L", (64, 64), fill), name="blank.png")
+
+
+def test_faint_jpeg_noise_is_not_a_digit():
+    rng = np.random.default_rng(1)
+    paper = Image.fromarray(rng.integers(240, 256, (80, 80), dtype=np.uint8))
+    with pytest.raises(UserError, match="no digit found"):
+        to_mnist(open_image(encode(paper, "JPEG")), name="noise.jpg")
+
+
+def test_read_digits_keeps_good_files_and_reports_bad_ones(tmp_path, seven):
+    good = tmp_path / "seven.png"
+    on_paper(seven).save(good)
+    paths, digits, errors = read_digits([good, tmp_path / "gone.png"])
+    assert paths == [good] and digits.shape == (1, 28, 28)
+    assert [str(e) for e in errors] == [f"{tmp_path / 'gone.png'}: file not found"]
+
+
+# --- accuracy with the committed model ---------------------------------------------------------
+
+PERSON_DIGITS = 1000
+SEED = 20240611
+
+
+def redraw(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A test digit as a person might draw it: black on white, any size and place, tilted."""
+    canvas = int(rng.integers(100, 401))
+    field = int(canvas * rng.uniform(0.3, 0.8))  # MNIST's 28x28 field, digit inside 20/28 of it
+    ink = Image.fromarray(digit).resize((field, field), Image.Resampling.BICUBIC)
+    ink = ink.rotate(rng.uniform(-8, 8), Image.Resampling.BICUBIC, expand=True)
+    layer = Image.new("L", (canvas, canvas), 0)
+    corner = [int(rng.integers(0, canvas - side + 1)) for side in ink.size]
+    layer.paste(ink, tuple(corner))
+    return layer
+
+
+def save_like_a_person(ink: Image.Image, kind: int, rng: np.random.Generator) -> bytes:
+    """Encode as a greyscale PNG, an RGB JPEG, or black ink on a transparent RGBA PNG."""
+    if kind == 0:
+        return encode(ImageOps.invert(ink), "PNG")
+    if kind == 1:
+        quality = int(rng.integers(60, 96))
+        return encode(ImageOps.invert(ink).convert("RGB"), "JPEG", quality=quality)
+    layer = Image.new("RGBA", ink.size, (0, 0, 0, 0))
+    layer.putalpha(ink)
+    return encode(layer, "PNG")
+
+
+def accuracy(model_path, digits: np.ndarray, labels: np.ndarray) -> float:
+    """Share of digits the model classifies as their label."""
+    probs = predict_probabilities(load_trained_model(model_path), digits)
+    return float((probs.argmax(axis=1) == labels).mean())
+
+
+def test_all_mnist_test_digits_through_preprocessing(committed_model_path, mnist):
+    digits = np.stack([to_mnist(Image.fromarray(d)) for d in mnist.x_test])
+    assert accuracy(committed_model_path, digits, mnist.y_test) >= 0.99
+
+
+def test_digits_saved_the_way_people_save_them(committed_model_path, mnist, tmp_path):
+    rng = np.random.default_rng(SEED)
+    chosen = rng.choice(len(mnist.x_test), PERSON_DIGITS, replace=False)
+    paths = []
+    for n, index in enumerate(chosen):
+        kind = n % 3
+        path = tmp_path / f"{n:04d}.{'jpg' if kind == 1 else 'png'}"
+        path.write_bytes(save_like_a_person(redraw(mnist.x_test[index], rng), kind, rng))
+        paths.append(path)
+    read, digits, errors = read_digits(paths)
+    assert not errors and len(read) == PERSON_DIGITS
+    assert accuracy(committed_model_path, digits, mnist.y_test[chosen]) >= 0.97
