@@ -58,6 +58,13 @@ def parse_args() -> argparse.Namespace:
         "--model", choices=sorted(MODELS), default=DEFAULTS.model, help="architecture to train"
     )
     parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.augment,
+        help="randomly shift (up to 10%%), rotate (up to 11 degrees) and zoom (up to 10%%) the "
+        "training images; the validation and test images are never altered",
+    )
+    parser.add_argument(
         "--limit",
         type=int,
         default=None,

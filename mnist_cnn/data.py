@@ -146,11 +146,27 @@ def to_model_input(images: np.ndarray):
     return tf.cast(images, tf.float32)[..., tf.newaxis] / 255.0
 
 
+def make_augmenter(seed: int):
+    """Small random shifts, rotations and zooms, the variation real handwriting has."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
+            layers.RandomRotation(0.03, fill_mode="constant", seed=seed + 1),
+            layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 2),
+        ],
+        name="augment",
+    )
+
+
 def make_dataset(
     images: np.ndarray,
     labels: np.ndarray,
     batch_size: int,
     shuffle_seed: int | None = None,
+    augment: bool = False,
 ):
     """A batched, prefetched tf.data pipeline; shuffled each epoch when `shuffle_seed` is given."""
     import tensorflow as tf
@@ -162,4 +178,9 @@ def make_dataset(
     dataset = dataset.batch(batch_size).map(
         lambda x, y: (to_model_input(x), y), num_parallel_calls=tf.data.AUTOTUNE
     )
+    if augment:
+        augmenter = make_augmenter(shuffle_seed or 0)
+        dataset = dataset.map(
+            lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
+        )
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ class TrainConfig:
     patience: int = 5
     seed: int = 42
     model: str = "cnn"
+    augment: bool = True
     limit: int | None = None
     data_dir: Path | None = None
     model_path: Path = DEFAULT_MODEL_PATH
@@ -139,7 +141,7 @@ def draw_plots(mnist: Mnist, history: dict[str, list[float]], plots_dir: Path) -
     ]
 
 
-def train(config: TrainConfig, mnist: Mnist | None = None) -> TrainResult:
+def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence = ()) -> TrainResult:
     """Train a model as `config` says, save the best one atomically, and draw the plots."""
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
@@ -163,10 +165,12 @@ def train(config: TrainConfig, mnist: Mnist | None = None) -> TrainResult:
     if earlier:
         print(f"Resuming after epoch {len(earlier['val_loss'])} from {paths.backup_dir}")
     model.fit(
-        make_dataset(x_train, y_train, config.batch_size, shuffle_seed=config.seed),
+        make_dataset(
+            x_train, y_train, config.batch_size, shuffle_seed=config.seed, augment=config.augment
+        ),
         validation_data=make_dataset(x_val, y_val, config.batch_size),
         epochs=config.epochs,
-        callbacks=make_callbacks(config, paths, best_val_loss),
+        callbacks=[*make_callbacks(config, paths, best_val_loss), *callbacks],
         shuffle=False,  # the tf.data pipeline already reshuffles every epoch
         verbose=config.verbose,
     )
