@@ -33,6 +33,7 @@ PEN_TRACE = 0.25  # at WORK_BOX, a thin line's faint trace above this share of t
 NOISE_SIGMAS = 3.0  # background pixels rarely stray further than this from the median
 MAD_TO_SIGMA = 1.4826  # median absolute deviation -> standard deviation, for Gaussian noise
 SIXTEEN_BIT_MAX = 65535
+ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 
 
 def describe(source: Path | bytes, name: str | None) -> str:
@@ -102,23 +103,34 @@ def open_image(source: Path | bytes, name: str | None = None) -> Image.Image:
 
 def has_transparency(image: Image.Image) -> bool:
     """Whether the image has an alpha channel or a transparent palette/colour entry."""
-    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    return image.mode in ALPHA_MODES or "transparency" in image.info
 
 
-def flatten_on_white(image: Image.Image) -> Image.Image:
-    """Composite a transparent image onto white, as a viewer shows it."""
+def light_ink(rgba: Image.Image) -> bool:
+    """Whether a layer's visible pixels, weighted by opacity, are mostly light."""
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32)
+    luminance = np.asarray(rgba.convert("L"), dtype=np.float32)
+    return bool((luminance * alpha).sum() > 127.5 * alpha.sum())
+
+
+def flatten(image: Image.Image) -> Image.Image:
+    """Composite a transparent image onto white paper, or onto black if its ink is light."""
     rgba = image.convert("RGBA")
-    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    # Only a real alpha channel keeps strokes' edges in the alpha; a transparent palette
+    # entry usually keys out a white background, leaving light anti-aliasing in the colours.
+    dark_paper = image.mode in ALPHA_MODES and light_ink(rgba)
+    paper = Image.new("RGBA", rgba.size, "black" if dark_paper else "white")
+    return Image.alpha_composite(paper, rgba).convert("RGB")
 
 
 def to_grayscale(image: Image.Image) -> np.ndarray:
-    """Luminance as float32 (H, W) in [0, 1], transparent areas shown on white."""
+    """Luminance as float32 (H, W) in [0, 1], transparent areas shown as paper."""
     if image.mode.startswith("I"):
         # 16-bit greyscale: scale from its own range, where convert("L") would clip at 255.
         pixels = np.asarray(image, dtype=np.float32) / SIXTEEN_BIT_MAX
         return np.clip(pixels, 0.0, 1.0)
     if has_transparency(image):
-        image = flatten_on_white(image)
+        image = flatten(image)
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 

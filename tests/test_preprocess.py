@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from mnist_cnn import preprocess
 from mnist_cnn.errors import UserError
@@ -126,10 +126,12 @@ def test_sixteen_bit_png_keeps_its_full_range(seven):
     assert np.abs(to_mnist(decoded) - reference(seven)).max() <= 1
 
 
-def test_rgba_ink_on_a_transparent_background(seven):
-    ink = Image.fromarray(seven).resize((112, 112), Image.Resampling.BICUBIC)
-    layer = Image.new("RGBA", (180, 140), (0, 0, 0, 0))
-    layer.paste(Image.new("RGBA", ink.size, (20, 20, 20, 255)), (10, 30), mask=ink)
+@pytest.mark.parametrize("colour", [(20, 20, 20), (250, 250, 250), (0, 0, 200)])
+def test_ink_of_any_colour_on_a_transparent_background(seven, colour):
+    alpha = Image.new("L", (180, 140), 0)
+    alpha.paste(Image.fromarray(seven).resize((112, 112), Image.Resampling.BICUBIC), (10, 30))
+    layer = Image.new("RGBA", alpha.size, colour)
+    layer.putalpha(alpha)  # straight alpha: one pen colour, the stroke's edges in the alpha
     decoded = to_mnist(open_image(encode(layer, "PNG")))
     assert np.abs(decoded - reference(seven)).mean() < 3
 
@@ -256,6 +258,7 @@ def test_read_digits_keeps_good_files_and_reports_bad_ones(tmp_path, seven):
 # --- accuracy with the committed model ---------------------------------------------------------
 
 PERSON_DIGITS = 1000
+THIN_PEN_DIGITS = 300
 SEED = 20240611
 
 
@@ -306,3 +309,17 @@ def test_digits_saved_the_way_people_save_them(committed_model_path, mnist, tmp_
     read, digits, errors = read_digits(paths)
     assert not errors and len(read) == PERSON_DIGITS
     assert accuracy(committed_model_path, digits, mnist.y_test[chosen]) >= 0.97
+
+
+def with_thin_pen(digit: np.ndarray) -> Image.Image:
+    """A test digit redrawn black on white with a pen about half as wide as MNIST's."""
+    ink = Image.fromarray(digit).resize((140, 140), Image.Resampling.BICUBIC)
+    paper = ink.point(lambda v: 0 if v > 128 else 255)
+    return paper.filter(ImageFilter.MaxFilter(7))  # white spreading over black: thinner ink
+
+
+def test_digits_drawn_with_a_thin_pen(committed_model_path, mnist):
+    rng = np.random.default_rng(SEED)
+    chosen = rng.choice(len(mnist.x_test), THIN_PEN_DIGITS, replace=False)
+    digits = np.stack([to_mnist(with_thin_pen(mnist.x_test[i])) for i in chosen])
+    assert accuracy(committed_model_path, digits, mnist.y_test[chosen]) >= 0.92

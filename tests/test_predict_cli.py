@@ -1,0 +1,189 @@
+"""Batched prediction, result formatting, and the test_model.py command line."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO_ROOT, run_script
+from PIL import Image, ImageOps
+
+from mnist_cnn import predict
+from mnist_cnn.errors import run_cli
+from mnist_cnn.model import load_trained_model
+from mnist_cnn.predict import (
+    classify_files,
+    format_json,
+    format_line,
+    predict_probabilities,
+    top_k,
+    unique_png_names,
+)
+
+
+def load_cli():
+    """Import test_model.py (a script, not a package module) to call its main() in-process."""
+    spec = importlib.util.spec_from_file_location("test_model_cli", REPO_ROOT / "test_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_path):
+    """The tiny session model, loaded once for this file."""
+    return load_trained_model(tiny_model_path)
+
+
+@pytest.fixture
+def files(tmp_path, mnist):
+    """Three good digit images (PNG, JPEG, RGBA PNG) and three bad files, in one folder."""
+    good = []
+    for n, (fmt, suffix) in enumerate([("PNG", "png"), ("JPEG", "jpg"), ("PNG", "rgba.png")]):
+        paper = ImageOps.invert(Image.fromarray(mnist.x_test[n]).resize((84, 84)))
+        image = paper.convert("RGBA") if suffix == "rgba.png" else paper
+        path = tmp_path / f"digit{n}.{suffix}"
+        image.save(path, fmt)
+        good.append(path)
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "notes.png").write_text("not a picture")
+    bad = [tmp_path / "empty.png", tmp_path / "notes.png", tmp_path / "missing.png"]
+    return good, bad
+
+
+def cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run test_model.py's main() through run_cli in-process: (exit status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["test_model.py", *args])
+    with pytest.raises(SystemExit) as exited:
+        run_cli(load_cli().main)
+    out, err = capsys.readouterr()
+    return exited.value.code, out, err
+
+
+# --- the package functions ---------------------------------------------------------------------
+
+
+def test_probabilities_are_batched_and_sum_to_one(model, mnist, monkeypatch):
+    digits = mnist.x_test[:10]
+    whole = predict_probabilities(model, digits)
+    monkeypatch.setattr(predict, "BATCH_SIZE", 3)
+    chunked = predict_probabilities(model, digits)
+    assert whole.shape == (10, 10)
+    assert np.allclose(whole.sum(axis=1), 1.0, atol=1e-5)
+    assert np.allclose(whole, chunked, atol=1e-6)
+
+
+def test_no_digits_give_no_probabilities(model):
+    assert predict_probabilities(model, np.zeros((0, 28, 28), np.uint8)).shape == (0, 10)
+
+
+def test_top_k_is_sorted_for_one_row_and_for_many():
+    probs = np.array([0.1, 0.6, 0.0, 0.3, 0, 0, 0, 0, 0, 0])
+    assert top_k(probs, 3) == [(1, 0.6), (3, 0.3), (0, 0.1)]
+    assert top_k(np.stack([probs, probs[::-1]]), 1) == [[(1, 0.6)], [(8, 0.6)]]
+
+
+def test_text_and_json_formats():
+    probs = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.9, 0.0, 0.1])
+    assert format_line("a.png", probs) == "a.png: 7 (90.0%)"
+    assert format_line("a.png", probs, 2) == "a.png: 7 (90.0%)  next: 9 (10.0%)"
+    record = json.loads(format_json("a.png", probs, 2))
+    assert record["path"] == "a.png" and record["digit"] == 7 and record["confidence"] == 0.9
+    assert len(record["probabilities"]) == 10
+    assert record["top_k"] == [{"digit": 7, "probability": 0.9}, {"digit": 9, "probability": 0.1}]
+
+
+def test_preprocessed_names_never_collide(tmp_path):
+    paths = [tmp_path / "a.png", tmp_path / "b" / "a.jpg", tmp_path / "a-2.png"]
+    assert unique_png_names(paths) == ["a.png", "a-2.png", "a-2-2.png"]
+
+
+def test_all_files_go_through_one_model_call(model, files):
+    good, bad = files
+    calls = []
+
+    def counting_model(x, training=False):
+        calls.append(len(x))
+        return model(x, training=training)
+
+    lines, errors = classify_files(counting_model, good + bad)
+    assert calls == [len(good)]
+    assert len(lines) == len(good) and len(errors) == len(bad)
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def test_mixed_good_and_bad_files_as_a_real_process(tiny_model_path, files):
+    good, bad = files
+    args = [*map(str, good + bad), "--model-path", str(tiny_model_path)]
+    result = run_script("test_model.py", *args)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert [e.split(": ")[1] for e in errors] == [str(p) for p in bad]
+    lines = result.stdout.splitlines()
+    assert [line.split(": ")[0] for line in lines] == [str(p) for p in good]
+    assert all(line.split(": ")[1][0].isdigit() for line in lines)
+
+
+def test_all_good_files_exit_zero(monkeypatch, capsys, tiny_model_path, files):
+    good, _ = files
+    args = [*map(str, good), "--model-path", str(tiny_model_path)]
+    status, out, err = cli(monkeypatch, capsys, *args)
+    assert status == 0 and err == ""
+    assert len(out.splitlines()) == len(good)
+
+
+def test_json_top_k_and_saved_digits(monkeypatch, capsys, tiny_model_path, files, tmp_path):
+    good, bad = files
+    saved = tmp_path / "seen"
+    status, out, err = cli(
+        monkeypatch,
+        capsys,
+        *map(str, good + bad[:1]),
+        "--model-path",
+        str(tiny_model_path),
+        "--json",
+        "--top-k",
+        "3",
+        "--save-preprocessed",
+        str(saved),
+    )
+    assert status == 1 and err == f"error: {bad[0]}: empty file\n"
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["path"] for r in records] == [str(p) for p in good]
+    for record in records:
+        assert record["digit"] == record["top_k"][0]["digit"]
+        assert [t["probability"] for t in record["top_k"]] == sorted(
+            (t["probability"] for t in record["top_k"]), reverse=True
+        )
+        assert len(record["top_k"]) == 3 and len(record["probabilities"]) == 10
+        with Image.open(record["preprocessed"]) as digit:
+            assert digit.size == (28, 28) and digit.mode == "L"
+    assert len(list(saved.glob("*.png"))) == len(good)
+
+
+def test_text_top_k(monkeypatch, capsys, tiny_model_path, files):
+    good, _ = files
+    args = [str(good[0]), "--model-path", str(tiny_model_path), "--top-k", "4"]
+    status, out, _ = cli(monkeypatch, capsys, *args)
+    assert status == 0
+    assert out.count("%") == 4 and "next: " in out
+
+
+def test_missing_model_is_one_clean_line(monkeypatch, capsys, files, tmp_path):
+    good, _ = files
+    missing = tmp_path / "none.keras"
+    status, out, err = cli(monkeypatch, capsys, str(good[0]), "--model-path", str(missing))
+    assert status == 1 and out == ""
+    assert err == f"error: {missing}: no model here; train one with `python train_model.py`\n"
+
+
+@pytest.mark.parametrize("k", ["0", "11", "x"])
+def test_top_k_out_of_range_is_a_usage_error(monkeypatch, capsys, k):
+    status, _, err = cli(monkeypatch, capsys, "a.png", "--top-k", k)
+    assert status == 2 and "--top-k" in err
