@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train evaluate test lint serve benchmark clean
+.PHONY: install train evaluate test lint serve benchmark benchmark-web screenshot clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,13 @@ serve: $(STAMP)  ## the draw-a-digit web app on http://127.0.0.1:8000
 	$(BIN)/python -m mnist_cnn.web
 
 benchmark: $(STAMP)  ## training speed against the reference pipeline
-	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python -m benchmarks.train_speed
+
+benchmark-web: $(STAMP)  ## server-side time per prediction of the web app (median, p95)
+	$(BIN)/python -m benchmarks.web_latency
+
+screenshot: $(STAMP)  ## re-take plots/web_app.png in headless Chromium with the committed model
+	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/test_browser.py -k seven
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
