@@ -61,7 +61,7 @@ def parse_args() -> argparse.Namespace:
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=DEFAULTS.augment,
-        help="randomly shift (up to 10%%), rotate (up to 11 degrees) and zoom (up to 10%%) the "
+        help="randomly shift (up to 8%%), rotate (up to 7 degrees) and zoom (up to 5%%) the "
         "training images; the validation and test images are never altered",
     )
     parser.add_argument(
@@ -90,6 +90,13 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="use deterministic TensorFlow ops: the same seed then gives the "
         "same figures, at some cost in speed",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        choices=("auto", "on", "off"),
+        default=DEFAULTS.mixed_precision,
+        help="bfloat16 compute with float32 weights; 'auto' turns it on only on CPUs with "
+        "native bfloat16 (AVX512-BF16 or AMX), where it is faster, and says which it chose",
     )
     return parser.parse_args()
 

@@ -27,7 +27,8 @@ def build_cnn() -> keras.Model:
             layers.Flatten(),
             layers.Dense(128, activation="relu"),
             layers.Dropout(0.5),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            # float32 probabilities even under mixed precision: bfloat16 softmax is too coarse.
+            layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
         ],
         name="mnist_cnn",
     )

@@ -34,6 +34,7 @@ class TrainConfig:
     model_path: Path = DEFAULT_MODEL_PATH
     plots_dir: Path = Path("plots")
     deterministic: bool = False
+    mixed_precision: str = "auto"
     verbose: int | str = "auto"
 
 
@@ -74,6 +75,30 @@ class RunPaths:
     def history(self) -> Path:
         """The finished run's per-epoch history."""
         return self.model.with_name("history.json")
+
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX), the only case it pays."""
+    try:
+        flags = cpuinfo.read_text().split()
+    except OSError:  # not Linux, or no /proc: assume the plain CPU
+        return False
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def choose_precision(mode: str, has_bf16: bool) -> tuple[str, str]:
+    """The Keras dtype policy for `mode` ("auto", "on" or "off") and the reason, for printing."""
+    if mode == "on":
+        return "mixed_bfloat16", "forced on by --mixed-precision on"
+    if mode == "off":
+        return "float32", "forced off by --mixed-precision off"
+    if has_bf16:
+        return "mixed_bfloat16", "this CPU has native bfloat16 (AVX512-BF16/AMX)"
+    # Without native bfloat16 the casts are emulated and training gets slower, not faster.
+    return "float32", "this CPU has no native bfloat16"
 
 
 def select_data(mnist: Mnist, config: TrainConfig):
@@ -144,6 +169,9 @@ def draw_plots(mnist: Mnist, history: dict[str, list[float]], plots_dir: Path) -
 def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence = ()) -> TrainResult:
     """Train a model as `config` says, save the best one atomically, and draw the plots."""
     keras.utils.set_random_seed(config.seed)
+    policy, reason = choose_precision(config.mixed_precision, cpu_has_bf16())
+    keras.mixed_precision.set_global_policy(policy)
+    print(f"Precision: {policy} ({reason})")
     if config.deterministic:
         import tensorflow as tf
 

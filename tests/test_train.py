@@ -14,7 +14,7 @@ import numpy as np
 from conftest import REPO_ROOT, run_script
 
 from mnist_cnn.model import build_model
-from mnist_cnn.train import RunPaths, TrainConfig, train
+from mnist_cnn.train import RunPaths, TrainConfig, choose_precision, cpu_has_bf16, train
 
 QUICK = ("--limit", "2000", "--batch-size", "64")
 
@@ -95,3 +95,32 @@ def test_same_seed_gives_the_same_figures(tmp_path, mnist):
         return json.loads((tmp_path / name / "history.json").read_text())
 
     assert run("a") == run("b")
+
+
+def test_bf16_is_detected_from_the_cpu_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
+    assert not cpu_has_bf16(cpuinfo)
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile\n")
+    assert cpu_has_bf16(cpuinfo)
+    assert not cpu_has_bf16(tmp_path / "absent")
+
+
+def test_mixed_precision_is_chosen_only_where_it_pays_unless_forced():
+    assert choose_precision("auto", has_bf16=True)[0] == "mixed_bfloat16"
+    assert choose_precision("auto", has_bf16=False)[0] == "float32"
+    assert choose_precision("on", has_bf16=False)[0] == "mixed_bfloat16"
+    assert choose_precision("off", has_bf16=True)[0] == "float32"
+
+
+def test_the_model_trains_under_mixed_bfloat16_with_float32_outputs(mnist):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_model()
+        model.fit(mnist.x_train[:256, ..., None] / 255.0, mnist.y_train[:256], verbose=0)
+        probabilities = model.predict(mnist.x_test[:8, ..., None] / 255.0, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.layers[0].compute_dtype == "bfloat16"
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
