@@ -153,9 +153,9 @@ def make_augmenter(seed: int):
 
     return keras.Sequential(
         [
-            layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
-            layers.RandomRotation(0.03, fill_mode="constant", seed=seed + 1),
-            layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 2),
+            layers.RandomTranslation(0.08, 0.08, fill_mode="constant", seed=seed),
+            layers.RandomRotation(0.02, fill_mode="constant", seed=seed + 1),
+            layers.RandomZoom(0.05, fill_mode="constant", seed=seed + 2),
         ],
         name="augment",
     )
