@@ -17,6 +17,7 @@ from mnist_cnn.errors import UserError
 MAX_PIXELS = 40_000_000
 # Pillow's own guard fires inside decoders too (GIF frames, TIFF tiles): give it the same cap.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+DECODE_SIZE = 1024  # big JPEGs are decoded down to about this size (never below it)
 
 DIGIT_BOX = 20  # MNIST scales each digit's longer side to 20 px inside the 28x28 field
 CENTRE = IMAGE_SIZE / 2  # MNIST puts the centre of mass at pixel index 14 (row and column)
@@ -30,6 +31,12 @@ THIN_STROKE = 0.05
 TYPICAL_STROKE = 0.10
 WORK_BOX = 80  # thin digits are widened at this size: detailed, yet cheap to filter
 PEN_TRACE = 0.25  # at WORK_BOX, a thin line's faint trace above this share of the peak is pen
+# A border spread above this share of the ink's contrast is uneven lighting, not grain: the
+# background is then estimated on a LIGHTING_GRID-pixel copy, opened with LIGHTING_FILTER.
+UNEVEN_LIGHT = 0.3
+LIGHTING_GRID = 32
+LIGHTING_FILTER = 7
+DENOISE_MIN_SIDE = 3 * IMAGE_SIZE  # pictures this large have pen strokes many pixels wide
 NOISE_SIGMAS = 3.0  # background pixels rarely stray further than this from the median
 MAD_TO_SIGMA = 1.4826  # median absolute deviation -> standard deviation, for Gaussian noise
 SIXTEEN_BIT_MAX = 65535
@@ -82,6 +89,8 @@ def decode(raw: bytes, name: str) -> Image.Image:
         try:
             with Image.open(io.BytesIO(raw)) as image:
                 check_pixels(image, name)
+                # JPEG only: decode a big photo at 1/2, 1/4 or 1/8 scale, still far above 20 px.
+                image.draft(None, (DECODE_SIZE, DECODE_SIZE))
                 image.load()
                 return ImageOps.exif_transpose(image)  # a copy: safe after the file closes
         except UnidentifiedImageError:
@@ -150,6 +159,38 @@ def noise_level(edge: np.ndarray, background: float) -> float:
     """How much the background itself varies: a robust spread (MAD) of the border pixels."""
     # MAD rather than a percentile: a stroke touching the edge must not count as noise.
     return NOISE_SIGMAS * MAD_TO_SIGMA * float(np.median(np.abs(edge - background)))
+
+
+def denoise(gray: np.ndarray) -> np.ndarray:
+    """Average away single-pixel sensor and JPEG noise in a large picture; leave small ones be."""
+    if min(gray.shape) < DENOISE_MIN_SIDE:
+        return gray  # at MNIST's scale a lone pixel can be the tip of a stroke
+    # A 3x3 mean, rows then columns: Pillow's blurs refuse float ("F") images.
+    padded = np.pad(gray, 1, mode="edge")
+    rows = padded[:-2] + padded[1:-1] + padded[2:]
+    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
+
+
+def uneven(gray: np.ndarray) -> bool:
+    """Whether the border varies a lot next to the ink's contrast: light falling across paper."""
+    edge = border(gray)
+    background = float(np.median(edge))
+    return noise_level(edge, background) > UNEVEN_LIGHT * (float(gray.max()) - background)
+
+
+def even_out(gray: np.ndarray) -> np.ndarray:
+    """Subtract a smooth estimate of the background from ink-up pixels (uneven light on paper)."""
+    height, width = gray.shape
+    scale = LIGHTING_GRID / max(height, width)
+    small = Image.fromarray(gray).resize(
+        (max(1, round(width * scale)), max(1, round(height * scale)))
+    )
+    # An opening wider than any pen stroke wipes out the ink and keeps the light's slope.
+    opened = small.filter(ImageFilter.MinFilter(LIGHTING_FILTER)).filter(
+        ImageFilter.MaxFilter(LIGHTING_FILTER)
+    )
+    background = np.asarray(opened.resize((width, height), Image.Resampling.BILINEAR))
+    return np.clip(gray - background, 0.0, 1.0)
 
 
 def ink_strength(gray: np.ndarray, name: str) -> np.ndarray:
@@ -234,7 +275,8 @@ def to_uint8(ink: np.ndarray) -> np.ndarray:
 
 def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
     """An MNIST-style digit, uint8 (28, 28): light ink on black, 20 px box, centred by mass."""
-    ink = ink_strength(ink_up(to_grayscale(image)), name)
+    gray = ink_up(denoise(to_grayscale(image)))
+    ink = ink_strength(even_out(gray) if uneven(gray) else gray, name)
     return to_uint8(paste_centred(fit_box(thicken(crop_to_ink(ink)))))
 
 

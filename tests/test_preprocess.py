@@ -103,6 +103,16 @@ def test_speckles_below_the_noise_floor_do_not_move_the_digit(seven):
     assert np.abs(to_mnist(Image.fromarray(noisy)) - reference(seven)).mean() < 3
 
 
+@pytest.mark.parametrize(("darkest", "noise"), [(245, 6), (200, 6), (150, 0), (150, 5)])
+def test_photo_of_paper_with_light_falling_off_and_sensor_noise(seven, darkest, noise):
+    rng = np.random.default_rng(0)
+    paper = np.asarray(on_paper(seven), dtype=float) / 255  # 1 where paper shows, 0 under ink
+    light = np.linspace(darkest, 245, paper.shape[1])[np.newaxis, :]
+    photo = light * paper + 40 * (1 - paper) + rng.normal(0, noise, paper.shape)
+    digit = to_mnist(Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)))
+    assert np.abs(digit - reference(seven)).mean() < 4
+
+
 # --- colour modes and file formats ------------------------------------------------------------
 
 
@@ -156,6 +166,13 @@ def test_exif_orientation_is_applied(seven):
     stored = upright.transpose(Image.Transpose.ROTATE_90)
     decoded = open_image(encode(stored, "JPEG", quality=95, exif=exif))
     assert decoded.size == upright.size
+    assert np.abs(to_mnist(decoded) - reference(seven)).mean() < 3
+
+
+def test_big_jpeg_photo_is_decoded_at_a_reduced_scale(seven):
+    photo = on_paper(seven).resize((3600, 2800)).convert("RGB")
+    decoded = open_image(encode(photo, "JPEG", quality=80))
+    assert 1024 <= max(decoded.size) <= 1800
     assert np.abs(to_mnist(decoded) - reference(seven)).mean() < 3
 
 
