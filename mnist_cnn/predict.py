@@ -70,20 +70,20 @@ def unique_png_names(paths: list[Path]) -> list[str]:
 
 def save_digits(digits: np.ndarray, paths: list[Path], out_dir: Path) -> list[Path]:
     """Write each 28x28 digit the model saw as a PNG in `out_dir`; returns the files written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / name for name in unique_png_names(paths)]
-    for digit, target in zip(digits, written, strict=True):
-        Image.fromarray(digit).save(target)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for digit, target in zip(digits, written, strict=True):
+            Image.fromarray(digit).save(target)
+    except OSError as error:
+        raise UserError(f"{out_dir}: cannot write the preprocessed digits: {error}") from None
     return written
 
 
 def classify_files(
     model, paths: list[Path], k: int = 1, as_json: bool = False, save_dir: Path | None = None
 ) -> tuple[list[str], list[UserError]]:
-    """Read, preprocess and classify many files with one batched model pass.
-
-    Returns a line to print for each readable file, and an error for each file that is not.
-    """
+    """Classify files in one batched model pass: (a line per readable file, the errors)."""
     good, digits, errors = read_digits(paths)
     probs = predict_probabilities(model, digits)
     saved = save_digits(digits, good, save_dir) if save_dir is not None else [None] * len(good)

@@ -175,6 +175,15 @@ def test_text_top_k(monkeypatch, capsys, tiny_model_path, files):
     assert out.count("%") == 4 and "next: " in out
 
 
+def test_unwritable_save_folder_is_one_clean_line(monkeypatch, capsys, tiny_model_path, files):
+    good, _ = files
+    blocker = good[0]  # a file where the folder should be
+    args = [str(good[0]), "--model-path", str(tiny_model_path), "--save-preprocessed", str(blocker)]
+    status, _, err = cli(monkeypatch, capsys, *args)
+    assert status == 1
+    assert err.startswith(f"error: {blocker}: cannot write") and err.count("\n") == 1
+
+
 def test_missing_model_is_one_clean_line(monkeypatch, capsys, files, tmp_path):
     good, _ = files
     missing = tmp_path / "none.keras"
