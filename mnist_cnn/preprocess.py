@@ -148,6 +148,14 @@ def border(pixels: np.ndarray) -> np.ndarray:
     return np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
 
 
+def rescale(pixels: np.ndarray, longer: int, resample: Image.Resampling) -> np.ndarray:
+    """Float pixels resized so the longer side is `longer`, keeping the aspect ratio."""
+    height, width = pixels.shape
+    scale = longer / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(pixels).resize(size, resample))
+
+
 def ink_up(gray: np.ndarray) -> np.ndarray:
     """Turn the image so ink is bright and background dark, as in MNIST."""
     background = np.median(border(gray))
@@ -180,15 +188,12 @@ def uneven(gray: np.ndarray) -> bool:
 
 def even_out(gray: np.ndarray) -> np.ndarray:
     """Subtract a smooth estimate of the background from ink-up pixels (uneven light on paper)."""
-    height, width = gray.shape
-    scale = LIGHTING_GRID / max(height, width)
-    small = Image.fromarray(gray).resize(
-        (max(1, round(width * scale)), max(1, round(height * scale)))
-    )
+    small = Image.fromarray(rescale(gray, LIGHTING_GRID, Image.Resampling.BOX))
     # An opening wider than any pen stroke wipes out the ink and keeps the light's slope.
     opened = small.filter(ImageFilter.MinFilter(LIGHTING_FILTER)).filter(
         ImageFilter.MaxFilter(LIGHTING_FILTER)
     )
+    height, width = gray.shape
     background = np.asarray(opened.resize((width, height), Image.Resampling.BILINEAR))
     return np.clip(gray - background, 0.0, 1.0)
 
@@ -217,14 +222,10 @@ def crop_to_ink(ink: np.ndarray) -> np.ndarray:
 
 def fit_box(ink: np.ndarray, box: int = DIGIT_BOX) -> np.ndarray:
     """Scale so the longer side is `box` pixels, keeping the aspect ratio, anti-aliased."""
-    height, width = ink.shape
-    if max(height, width) == box:
+    if max(ink.shape) == box:
         return ink  # already MNIST-sized: resampling would only blur it
-    scale = box / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = Image.fromarray(ink).resize(size, Image.Resampling.LANCZOS)
     # Lanczos rings slightly below 0 and above 1 next to sharp edges.
-    return np.clip(np.asarray(resized), 0.0, 1.0)
+    return np.clip(rescale(ink, box, Image.Resampling.LANCZOS), 0.0, 1.0)
 
 
 def stroke_width(ink: np.ndarray) -> float:
