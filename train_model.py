@@ -104,7 +104,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     """Train, then report the best validation accuracy and every file written."""
     args = parse_args()
-    config = TrainConfig(**{k: v for k, v in vars(args).items()})
+    config = TrainConfig(**vars(args))
     result = train(config)
     print(
         f"\nBest validation accuracy: {result.best_val_accuracy:.4f} "
