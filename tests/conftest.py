@@ -29,6 +29,7 @@ def tiny_model_path(tmp_path_factory, mnist) -> Path:
     model.fit(
         make_dataset(mnist.x_train[:2000], mnist.y_train[:2000], 64, shuffle_seed=0),
         epochs=1,
+        shuffle=False,  # the dataset shuffles itself
         verbose=0,
     )
     path = tmp_path_factory.mktemp("tiny") / "tiny.keras"

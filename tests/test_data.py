@@ -140,6 +140,7 @@ def copy_data_with(tmp_path, stem: str, content: bytes):
         (gzip.compress(idx_bytes(np.zeros(10000, np.uint8))), "checksum mismatch"),
         (b"\x1f\x8b\x08\x00garbage", "cannot read"),
     ],
+    ids=["wrong-checksum", "corrupt-gzip"],
 )
 def test_train_script_reports_bad_data_in_one_line(tmp_path, content, reason):
     data_dir = copy_data_with(tmp_path, "t10k-labels-idx1-ubyte", content)
