@@ -158,3 +158,21 @@ def test_train_script_reports_a_missing_data_file(tmp_path):
     result = run_script("train_model.py", "--data-dir", str(data_dir))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "train-labels-idx1-ubyte" in result.stderr and "file not found" in result.stderr
+
+
+def test_without_bundled_files_keras_download_is_the_fallback(tmp_path, monkeypatch):
+    import keras
+
+    from mnist_cnn import data
+
+    fake = ((np.zeros((2, 28, 28), np.uint8), np.zeros(2, np.uint8)),) * 2
+    monkeypatch.setattr(data, "BUNDLED_DATA_DIR", tmp_path)
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda: fake)
+    assert data.load_mnist().x_train.shape == (2, 28, 28)
+
+    def offline():
+        raise OSError("no network")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    with pytest.raises(UserError, match="git checkout -- data/mnist"):
+        data.load_mnist()
