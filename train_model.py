@@ -61,8 +61,8 @@ def parse_args() -> argparse.Namespace:
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=DEFAULTS.augment,
-        help="randomly shift (up to 8%%), rotate (up to 7 degrees) and zoom (up to 5%%) the "
-        "training images; the validation and test images are never altered",
+        help="randomly shift the training images by up to 8%% (2 pixels) each way; the "
+        "validation and test images are never altered",
     )
     parser.add_argument(
         "--limit",
