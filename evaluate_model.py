@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from mnist_cnn import evaluate
+from mnist_cnn.cli import add_data_dir_flag, print_written
 from mnist_cnn.errors import run_cli
 from mnist_cnn.model import DEFAULT_MODEL_PATH
 
@@ -27,12 +28,7 @@ def parse_args() -> argparse.Namespace:
         help="the trained model (a .keras file from train_model.py); metrics.json is written "
         "beside it and the training curves are read from history.json beside it",
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="folder with the four MNIST IDX files (gzip or raw) instead of the bundled data/mnist",
-    )
+    add_data_dir_flag(parser)
     parser.add_argument(
         "--json",
         action="store_true",
@@ -56,9 +52,7 @@ def main() -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(evaluate.format_report(report))
-    print("\nWrote:")
-    for path in written:
-        print(f"  {path}")
+    print_written(written)
     return 0
 
 

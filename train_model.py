@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mnist_cnn.cli import add_data_dir_flag, print_written
 from mnist_cnn.errors import run_cli
 from mnist_cnn.model import MODELS
 from mnist_cnn.train import TrainConfig, train
@@ -70,12 +71,7 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="train on only the first N training images (a quick run)",
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="folder with the four MNIST IDX files (gzip or raw) instead of the bundled data/mnist",
-    )
+    add_data_dir_flag(parser)
     parser.add_argument(
         "--model-path",
         type=Path,
@@ -111,9 +107,7 @@ def main() -> int:
         f"(epoch {result.best_epoch} of {result.epochs_run})"
     )
     print(f"Test accuracy of the saved model: {result.test_accuracy:.4f}")
-    print("Wrote:")
-    for path in result.written:
-        print(f"  {path}")
+    print_written(result.written)
     return 0
 
 
