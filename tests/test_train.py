@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from conftest import REPO_ROOT, run_script
 
-from mnist_cnn.model import build_model
+from mnist_cnn.model import MODELS, build_model
 from mnist_cnn.train import RunPaths, TrainConfig, choose_precision, cpu_has_bf16, train
 
 QUICK = ("--limit", "2000", "--batch-size", "64")
@@ -25,6 +25,14 @@ def test_default_model_has_the_designed_shape_and_parameter_count():
     probabilities = model.predict(np.zeros((3, 28, 28, 1), np.float32), verbose=0)
     assert probabilities.shape == (3, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_every_model_choice_maps_digits_to_ten_probabilities():
+    for name in MODELS:
+        model = build_model(name)
+        probabilities = model.predict(np.zeros((2, 28, 28, 1), np.float32), verbose=0)
+        assert probabilities.shape == (2, 10), name
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
 def quick_args(tmp_path, epochs: int) -> list[str]:
