@@ -76,17 +76,23 @@ def load_idx(path: Path, sha256: str | None = None) -> np.ndarray:
     return parse_idx(raw, str(path))
 
 
+def existing_idx(data_dir: Path, stem: str) -> Path | None:
+    """The path of `stem` in `data_dir`, preferring the gzip copy over a raw one; None if absent."""
+    candidates = (data_dir / f"{stem}.gz", data_dir / stem)
+    return next((path for path in candidates if path.is_file()), None)
+
+
 def find_idx(data_dir: Path, stem: str) -> Path:
-    """The path of `stem` in `data_dir`, preferring the gzip copy over a raw one."""
-    for candidate in (data_dir / f"{stem}.gz", data_dir / stem):
-        if candidate.is_file():
-            return candidate
-    raise UserError(f"{data_dir / stem}[.gz]: file not found")
+    """The path of `stem` in `data_dir` (gzip or raw), or a one-line error."""
+    path = existing_idx(data_dir, stem)
+    if path is None:
+        raise UserError(f"{data_dir / stem}[.gz]: file not found")
+    return path
 
 
 def has_mnist(data_dir: Path) -> bool:
     """Whether all four MNIST files are present in `data_dir` (gzip or raw)."""
-    return all((data_dir / f"{s}.gz").is_file() or (data_dir / s).is_file() for s in CHECKSUMS)
+    return all(existing_idx(data_dir, stem) is not None for stem in CHECKSUMS)
 
 
 def load_from_dir(data_dir: Path) -> Mnist:
