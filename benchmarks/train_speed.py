@@ -35,11 +35,11 @@ import numpy as np
 
 from mnist_cnn.data import Mnist, load_mnist
 from mnist_cnn.errors import UserError, run_cli
+from mnist_cnn.predict import BATCH_SIZE, predict_probabilities
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PIPELINES = ("reference", "project")
 TARGET_ACCURACY = 0.99
-EVAL_BATCH_SIZE = 1024
 REFERENCE_BATCH_SIZE = 64
 REFERENCE_VALIDATION_SPLIT = 0.2
 COLD_STARTS = 3
@@ -105,7 +105,7 @@ class TrainingClock:
         now = time.perf_counter()
         self.epoch_end_seconds.append(now - self.started - self.eval_seconds)
         scores = model.evaluate(
-            self.x_test, self.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
+            self.x_test, self.y_test, batch_size=BATCH_SIZE, verbose=0, return_dict=True
         )
         self.test_accuracies.append(float(scores["accuracy"]))
         self.eval_seconds += time.perf_counter() - now
@@ -184,7 +184,6 @@ def run_reference(mnist: Mnist, epochs: int, limit: int | None) -> dict:
 def inference_images_per_second(model_path: Path, digits: np.ndarray) -> float:
     """Test images per second through predict_probabilities, after one warm-up batch."""
     from mnist_cnn.model import load_trained_model
-    from mnist_cnn.predict import BATCH_SIZE, predict_probabilities
 
     model = load_trained_model(model_path)
     predict_probabilities(model, digits[:BATCH_SIZE])

@@ -17,9 +17,9 @@ from mnist_cnn import metrics, plots
 from mnist_cnn.data import CHECKSUMS, NUM_CLASSES, load_mnist, to_model_input
 from mnist_cnn.errors import UserError
 from mnist_cnn.model import load_trained_model
+from mnist_cnn.predict import BATCH_SIZE
 from mnist_cnn.train import RunPaths, write_json_atomically
 
-BATCH_SIZE = 1024  # images per model call: the test set takes ten calls
 TOP_CONFUSIONS = 5
 GALLERY_SIZE = 32  # digits per gallery: four rows of digit_grid's eight columns
 CURVES = ("accuracy", "loss")

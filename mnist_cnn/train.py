@@ -15,6 +15,7 @@ import numpy as np
 from mnist_cnn import plots
 from mnist_cnn.data import Mnist, load_mnist, make_dataset, stratified_split
 from mnist_cnn.model import DEFAULT_MODEL_PATH, build_model
+from mnist_cnn.predict import BATCH_SIZE
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,6 @@ class TrainResult:
     best_epoch: int
     epochs_run: int
     test_accuracy: float
-    resumed_from_epoch: int
     written: list[Path] = field(default_factory=list)
 
 
@@ -205,7 +205,9 @@ def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence =
 
     history = read_epoch_log(paths.epoch_log)
     best = keras.saving.load_model(paths.checkpoint)
-    _, test_accuracy = best.evaluate(make_dataset(mnist.x_test, mnist.y_test, 1024), verbose=0)
+    _, test_accuracy = best.evaluate(
+        make_dataset(mnist.x_test, mnist.y_test, BATCH_SIZE), verbose=0
+    )
     os.replace(paths.checkpoint, paths.model)
     paths.epoch_log.unlink()
     written = [paths.model, write_json_atomically(history, paths.history)]
@@ -217,6 +219,5 @@ def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence =
         best_epoch=best_epoch + 1,
         epochs_run=len(history["val_loss"]),
         test_accuracy=float(test_accuracy),
-        resumed_from_epoch=len(earlier.get("val_loss", [])),
         written=written,
     )
