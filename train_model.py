@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mnist_cnn.cli import add_data_dir_flag, print_written
+from mnist_cnn.data import AUGMENTATIONS
 from mnist_cnn.errors import run_cli
 from mnist_cnn.model import MODELS
 from mnist_cnn.train import TrainConfig, train
@@ -60,10 +61,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--augment",
-        action=argparse.BooleanOptionalAction,
+        choices=AUGMENTATIONS,
         default=DEFAULTS.augment,
-        help="randomly shift the training images by up to 8%% (2 pixels) each way; the "
-        "validation and test images are never altered",
+        help="random changes to the training images each epoch: 'shift' moves them up to "
+        "2 pixels each way; 'affine' also rotates them up to 10 degrees and zooms up to 10%%; "
+        "the validation and test images are never altered",
     )
     parser.add_argument(
         "--limit",

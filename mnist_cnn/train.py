@@ -29,7 +29,7 @@ class TrainConfig:
     patience: int = 5
     seed: int = 42
     model: str = "cnn"
-    augment: bool = True
+    augment: str = "shift"
     limit: int | None = None
     data_dir: Path | None = None
     model_path: Path = DEFAULT_MODEL_PATH
