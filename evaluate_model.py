@@ -18,21 +18,21 @@ def parse_args() -> argparse.Namespace:
         description="Measure the saved model on the 10,000 MNIST test images: loss, accuracy, "
         "per-class precision/recall/F1 and the commonest mistakes. Draws the confusion matrix, "
         "the misclassified digits, sample predictions and (from the saved history) the training "
-        "curves, and writes a JSON report, metrics.json, beside the model.",
+        "curves, and writes a JSON report, <model name>_metrics.json, beside the model.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--model-path",
         type=Path,
         default=DEFAULT_MODEL_PATH,
-        help="the trained model (a .keras file from train_model.py); metrics.json is written "
-        "beside it and the training curves are read from history.json beside it",
+        help="the trained model (a .keras file from train_model.py); <name>_metrics.json is "
+        "written beside it and the training curves are read from <name>_history.json beside it",
     )
     add_data_dir_flag(parser)
     parser.add_argument(
         "--json",
         action="store_true",
-        help="print the report as JSON (the content of metrics.json) instead of the table",
+        help="print the report as JSON (the content of <name>_metrics.json) instead of the table",
     )
     parser.add_argument(
         "--plots-dir",

@@ -78,7 +78,8 @@ def parse_args() -> argparse.Namespace:
         "--model-path",
         type=Path,
         default=DEFAULTS.model_path,
-        help="where the best model is saved (Keras .keras format); its history.json goes beside it",
+        help="where the best model is saved (Keras .keras format); <name>_history.json, its "
+        "per-epoch history, goes beside it",
     )
     parser.add_argument(
         "--plots-dir", type=Path, default=DEFAULTS.plots_dir, help="folder for the training figures"

@@ -51,8 +51,8 @@ class Evaluation:
 
 
 def metrics_path(model_path: Path) -> Path:
-    """Where the JSON report of `model_path` goes: beside the model."""
-    return Path(model_path).with_name("metrics.json")
+    """Where the JSON report of `model_path` goes: beside the model, named after it."""
+    return Path(model_path).with_name(f"{Path(model_path).stem}_metrics.json")
 
 
 def load_model_for_evaluation(path: Path) -> keras.Model:

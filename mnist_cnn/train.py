@@ -73,8 +73,9 @@ class RunPaths:
 
     @property
     def history(self) -> Path:
-        """The finished run's per-epoch history."""
-        return self.model.with_name("history.json")
+        """The finished run's per-epoch history; named after the model so two models can share
+        a folder."""
+        return self.model.with_name(f"{self.model.stem}_history.json")
 
 
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")

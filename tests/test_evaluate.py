@@ -18,6 +18,7 @@ from conftest import REPO_ROOT, run_script
 from mnist_cnn import evaluate
 from mnist_cnn.data import CHECKSUMS, to_model_input
 from mnist_cnn.errors import UserError
+from mnist_cnn.train import RunPaths
 
 FIGURES = ("confusion_matrix.png", "misclassified.png", "predictions.png")
 CURVES = ("accuracy.png", "loss.png")
@@ -25,7 +26,7 @@ HISTORY = {"loss": [0.9, 0.4], "accuracy": [0.7, 0.9], "val_loss": [0.5], "val_a
 
 
 def copy_model(model_path: Path, folder: Path) -> Path:
-    """A copy of the model in its own folder, so its metrics.json lands in tmp, not the repo."""
+    """A copy of the model in its own folder, so its metrics file lands in tmp, not the repo."""
     folder.mkdir(parents=True)
     return Path(shutil.copy(model_path, folder / "mnist_cnn.keras"))
 
@@ -46,7 +47,7 @@ def cli(tiny_model_path, tmp_path_factory) -> dict[str, tuple]:
     """
     root = tmp_path_factory.mktemp("cli")
     json_model = copy_model(tiny_model_path, root / "json" / "models")
-    (json_model.parent / "history.json").write_text(json.dumps(HISTORY))
+    RunPaths(json_model).history.write_text(json.dumps(HISTORY))
     runs = {
         "json": (json_model, root / "json" / "plots", ["--json"]),
         "table": (copy_model(tiny_model_path, root / "table"), root / "table" / "plots", []),
@@ -106,7 +107,7 @@ def test_accuracy_is_the_confusion_diagonal_and_agrees_with_keras(json_run, kera
 
 def test_metrics_json_is_written_beside_the_model(json_run):
     result, model_path, _ = json_run
-    saved = json.loads((model_path.parent / "metrics.json").read_text())
+    saved = json.loads(evaluate.metrics_path(model_path).read_text())
     assert saved == json.loads(result.stdout)
     assert not list(model_path.parent.glob("*.tmp"))
 
@@ -124,8 +125,8 @@ def test_table_is_printed(cli):
     assert "digit  precision  recall      f1  support" in result.stdout
     assert "  9  " in result.stdout and "macro" in result.stdout
     assert " read as " in result.stdout
-    assert str(model_path.with_name("metrics.json")) in result.stdout
-    # No history.json beside this model: the evaluation figures only, no curves.
+    assert str(evaluate.metrics_path(model_path)) in result.stdout
+    # No history beside this model: the evaluation figures only, no curves.
     assert sorted(p.name for p in plots_dir.iterdir()) == sorted(FIGURES)
 
 
@@ -150,7 +151,7 @@ def test_missing_model_is_one_line_naming_the_path_and_the_fix(cli):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
     assert str(missing) in errors[0] and "python train_model.py" in errors[0]
-    assert not plots_dir.exists() and not missing.with_name("metrics.json").exists()
+    assert not plots_dir.exists() and not evaluate.metrics_path(missing).exists()
 
 
 def save_model_with_shape(path: Path, input_shape: tuple, classes: int) -> Path:
@@ -193,7 +194,7 @@ def test_unusable_model_is_a_user_error_naming_the_file(tmp_path, make, reason):
         evaluate.run(path, plots_dir=tmp_path / "plots")
     message = str(error.value)
     assert message.startswith(str(path)) and "\n" not in message
-    assert not (tmp_path / "plots").exists() and not (tmp_path / "metrics.json").exists()
+    assert not (tmp_path / "plots").exists() and not evaluate.metrics_path(path).exists()
 
 
 def fake_evaluation() -> evaluate.Evaluation:

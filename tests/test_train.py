@@ -51,7 +51,7 @@ def test_train_script_writes_a_loadable_model_history_and_plots(tmp_path, mnist)
     predictions = model.predict(mnist.x_test[:200, ..., None] / 255.0, verbose=0).argmax(1)
     assert (predictions == mnist.y_test[:200]).mean() > 0.6  # one epoch on 2,000 images
 
-    history = json.loads((tmp_path / "history.json").read_text())
+    history = json.loads(RunPaths(tmp_path / "m.keras").history.read_text())
     assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(len(values) == 1 for values in history.values())
     for name in ("samples", "class_counts", "accuracy", "loss"):
@@ -100,7 +100,7 @@ def test_same_seed_gives_the_same_figures(tmp_path, mnist):
                              model_path=tmp_path / name / "m.keras",
                              plots_dir=tmp_path / name, verbose=0)  # fmt: skip
         train(config, mnist)
-        return json.loads((tmp_path / name / "history.json").read_text())
+        return json.loads(RunPaths(config.model_path).history.read_text())
 
     assert run("a") == run("b")
 
