@@ -93,3 +93,18 @@ def test_time_to_target_is_the_first_epoch_at_the_target():
     clock = TrainingClock(x_test=None, y_test=None)
     clock.epoch_end_seconds, clock.test_accuracies = [5.0, 9.0, 14.0], [0.985, 0.9903, 0.995]
     assert clock.seconds_to_target() == 9.0
+
+
+def test_step_cost_times_every_variant_and_freezing_removes_gradients():
+    from benchmarks.step_cost import FROZEN, compiled_cnn, format_table, measure
+
+    frozen = compiled_cnn(FROZEN["conv1 and conv2 frozen"])
+    frozen_layers = [layer for layer in frozen.layers if not layer.trainable]
+    assert [type(layer).__name__ for layer in frozen_layers] == ["Conv2D", "Conv2D"]
+    assert len(frozen.trainable_weights) == len(compiled_cnn(()).trainable_weights) - 4
+
+    timings = measure(batch_size=8, repeats=2, calls=1)
+    assert list(timings) == [*FROZEN, "forward pass only"]
+    assert all(len(seconds) == 2 and min(seconds) > 0 for seconds in timings.values())
+    table = format_table(timings, batch_size=8)
+    assert table.splitlines()[1].startswith("full training step") and "100%" in table
