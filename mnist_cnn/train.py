@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from mnist_cnn import plots
+from mnist_cnn.cpu import choose_precision, cpu_has_bf16
 from mnist_cnn.data import Mnist, load_mnist, make_dataset, stratified_split
 from mnist_cnn.model import DEFAULT_MODEL_PATH, build_model
 from mnist_cnn.predict import BATCH_SIZE
@@ -76,30 +77,6 @@ class RunPaths:
         """The finished run's per-epoch history; named after the model so two models can share
         a folder."""
         return self.model.with_name(f"{self.model.stem}_history.json")
-
-
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX), the only case it pays."""
-    try:
-        flags = cpuinfo.read_text().split()
-    except OSError:  # not Linux, or no /proc: assume the plain CPU
-        return False
-    return any(flag in flags for flag in BF16_CPU_FLAGS)
-
-
-def choose_precision(mode: str, has_bf16: bool) -> tuple[str, str]:
-    """The Keras dtype policy for `mode` ("auto", "on" or "off") and the reason, for printing."""
-    if mode == "on":
-        return "mixed_bfloat16", "forced on by --mixed-precision on"
-    if mode == "off":
-        return "float32", "forced off by --mixed-precision off"
-    if has_bf16:
-        return "mixed_bfloat16", "this CPU has native bfloat16 (AVX512-BF16/AMX)"
-    # Without native bfloat16 the casts are emulated and training gets slower, not faster.
-    return "float32", "this CPU has no native bfloat16"
 
 
 def select_data(mnist: Mnist, config: TrainConfig):

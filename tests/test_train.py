@@ -14,7 +14,7 @@ import numpy as np
 from conftest import REPO_ROOT, run_script
 
 from mnist_cnn.model import MODELS, build_model
-from mnist_cnn.train import RunPaths, TrainConfig, choose_precision, cpu_has_bf16, train
+from mnist_cnn.train import RunPaths, TrainConfig, train
 
 QUICK = ("--limit", "2000", "--batch-size", "64")
 
@@ -103,22 +103,6 @@ def test_same_seed_gives_the_same_figures(tmp_path, mnist):
         return json.loads(RunPaths(config.model_path).history.read_text())
 
     assert run("a") == run("b")
-
-
-def test_bf16_is_detected_from_the_cpu_flags(tmp_path):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
-    assert not cpu_has_bf16(cpuinfo)
-    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile\n")
-    assert cpu_has_bf16(cpuinfo)
-    assert not cpu_has_bf16(tmp_path / "absent")
-
-
-def test_mixed_precision_is_chosen_only_where_it_pays_unless_forced():
-    assert choose_precision("auto", has_bf16=True)[0] == "mixed_bfloat16"
-    assert choose_precision("auto", has_bf16=False)[0] == "float32"
-    assert choose_precision("on", has_bf16=False)[0] == "mixed_bfloat16"
-    assert choose_precision("off", has_bf16=True)[0] == "float32"
 
 
 def test_the_model_trains_under_mixed_bfloat16_with_float32_outputs(mnist):
