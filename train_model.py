@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+from mnist_cnn.cpu import MODES, add_onednn_flag, use_onednn_flag
+
+# TensorFlow reads its oneDNN switch once, when it is imported, and the imports below bring it
+# in: apply --onednn first.
+ONEDNN = use_onednn_flag(sys.argv[1:])
 
 from mnist_cnn.cli import add_data_dir_flag, print_written
 from mnist_cnn.data import AUGMENTATIONS
@@ -92,18 +99,21 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--mixed-precision",
-        choices=("auto", "on", "off"),
+        choices=MODES,
         default=DEFAULTS.mixed_precision,
         help="bfloat16 compute with float32 weights; 'auto' turns it on only on CPUs with "
         "native bfloat16 (AVX512-BF16 or AMX), where it is faster, and says which it chose",
     )
+    add_onednn_flag(parser)
     return parser.parse_args()
 
 
 def main() -> int:
     """Train, then report the best validation accuracy and every file written."""
-    args = parse_args()
-    config = TrainConfig(**vars(args))
+    flags = vars(parse_args())
+    del flags["onednn"]  # applied above, before TensorFlow was imported
+    print(ONEDNN)
+    config = TrainConfig(**flags)
     result = train(config)
     print(
         f"\nBest validation accuracy: {result.best_val_accuracy:.4f} "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
+from mnist_cnn.cpu import ONEDNN_ENV, add_onednn_flag, use_onednn
 from mnist_cnn.data import Mnist, load_mnist
 from mnist_cnn.errors import UserError, run_cli
 from mnist_cnn.predict import BATCH_SIZE, predict_probabilities
@@ -218,17 +220,29 @@ def run_project(mnist: Mnist, epochs: int, limit: int | None) -> dict:
 WORKERS = {"reference": run_reference, "project": run_project}
 
 
-def run_worker(pipeline: str, epochs: int, limit: int | None) -> None:
+def run_worker(pipeline: str, epochs: int, limit: int | None, onednn: str) -> None:
     """Train one pipeline in this process and print its figures as one JSON line."""
+    # The project sets oneDNN as train_model.py does, before TensorFlow is imported.
+    setting = use_onednn(onednn) if pipeline == "project" else "oneDNN: TensorFlow's default"
     report = WORKERS[pipeline](load_mnist(), epochs, limit)
-    print(json.dumps({"pipeline": pipeline, **report}))
+    print(json.dumps({"pipeline": pipeline, "onednn": setting, **report}))
 
 
-def spawn_worker(pipeline: str, epochs: int, limit: int | None) -> dict:
+def worker_environment(pipeline: str) -> dict[str, str]:
+    """The reference runs with TensorFlow's own oneDNN default, whatever this shell has set."""
+    if pipeline == "reference":
+        return {name: value for name, value in os.environ.items() if name != ONEDNN_ENV}
+    return dict(os.environ)
+
+
+def spawn_worker(pipeline: str, epochs: int, limit: int | None, onednn: str) -> dict:
     """Run one pipeline in a fresh Python process and return its figures."""
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", pipeline]
-    command += ["--epochs", str(epochs)] + (["--limit", str(limit)] if limit else [])
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    command += ["--epochs", str(epochs), "--onednn", onednn]
+    command += ["--limit", str(limit)] if limit else []
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=REPO_ROOT, env=worker_environment(pipeline)
+    )
     if result.returncode != 0:
         sys.stderr.write(result.stderr)
         raise UserError(f"the {pipeline} worker failed with exit status {result.returncode}")
@@ -236,13 +250,15 @@ def spawn_worker(pipeline: str, epochs: int, limit: int | None) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def collect_runs(epochs: int, repeats: int, limit: int | None) -> dict[str, list[dict]]:
+def collect_runs(
+    epochs: int, repeats: int, limit: int | None, onednn: str
+) -> dict[str, list[dict]]:
     """Alternate reference and project runs, `repeats` of each, reporting progress on stderr."""
     runs: dict[str, list[dict]] = {pipeline: [] for pipeline in PIPELINES}
     for repeat in range(1, repeats + 1):
         for pipeline in PIPELINES:
             start = time.perf_counter()
-            runs[pipeline].append(spawn_worker(pipeline, epochs, limit))
+            runs[pipeline].append(spawn_worker(pipeline, epochs, limit, onednn))
             seconds = time.perf_counter() - start
             print(f"run {repeat}/{repeats} {pipeline}: {seconds:.0f} s", file=sys.stderr)
     return runs
@@ -370,7 +386,10 @@ def format_report(summary: dict) -> str:
         f"epochs: {settings['epochs']}   training images: {images}   "
         f"runs of each pipeline: {settings['repeats']}, alternating"
     )
-    sections = [[title], format_metrics(summary), format_project_only(summary)]
+    settings_lines = [title] + [
+        f"{pipeline}: {summary['runs'][pipeline][0]['onednn']}" for pipeline in PIPELINES
+    ]
+    sections = [settings_lines, format_metrics(summary), format_project_only(summary)]
     return "\n\n".join("\n".join(lines) for lines in [*sections, format_targets(summary)])
 
 
@@ -396,6 +415,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--skip-cold-start", action="store_true", help="do not time test_model.py's cold start"
     )
+    add_onednn_flag(parser)  # the project's setting; the reference keeps TensorFlow's default
     parser.add_argument("--worker", choices=PIPELINES, help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -404,14 +424,15 @@ def main() -> None:
     """Run the workers (or be one), then print the table or the JSON."""
     args = parse_args()
     if args.worker:
-        run_worker(args.worker, args.epochs, args.limit)
+        run_worker(args.worker, args.epochs, args.limit, args.onednn)
         return
-    runs = collect_runs(args.epochs, args.repeats, args.limit)
+    runs = collect_runs(args.epochs, args.repeats, args.limit, args.onednn)
     cold_starts = None if args.skip_cold_start else cold_start_seconds()
     settings = {
         "epochs": args.epochs,
         "repeats": args.repeats,
         "limit": args.limit,
+        "onednn": args.onednn,
         "target_accuracy": TARGET_ACCURACY,
     }
     summary = summarize(runs, cold_starts, settings)

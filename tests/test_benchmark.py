@@ -32,6 +32,7 @@ def summary() -> dict:
 def test_each_worker_reports_plausible_figures(summary, pipeline):
     (run,) = summary["runs"][pipeline]
     assert run["pipeline"] == pipeline
+    assert run["onednn"].startswith("oneDNN: ")
     assert 0 < run["train_images"] <= LIMIT
     assert run["epochs"] == 1
     assert run["train_seconds"] > 0
@@ -74,6 +75,7 @@ def fake_run(seconds_to_target: float | None, accuracy: float) -> dict:
     """A worker's report with the given time to target and made-up other figures."""
     figures = {metric.key: 1.0 for metric in METRICS}
     return figures | {
+        "onednn": "oneDNN: on (made up)",
         "seconds_to_target": seconds_to_target,
         "final_test_accuracy": accuracy,
         "inference_images_per_second": 1.0,
