@@ -1,0 +1,72 @@
+"""Average several trained models into one .keras file that every script takes unchanged.
+
+    python -m mnist_cnn.ensemble --output models/ensemble.keras a.keras b.keras c.keras
+
+The ensemble's probabilities are the mean of its members'; members trained from different
+seeds or recipes make different mistakes, so the mean makes fewer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from mnist_cnn.cli import print_written
+from mnist_cnn.errors import UserError, run_cli
+from mnist_cnn.model import INPUT_SHAPE, load_trained_model
+
+MIN_MEMBERS = 2
+
+
+def average_models(members: Sequence[keras.Model]) -> keras.Model:
+    """One model whose output is the mean of the members' class probabilities."""
+    inputs = keras.Input(shape=INPUT_SHAPE)
+    for index, member in enumerate(members):
+        # Members of one architecture share a name, and a model's layers need distinct ones.
+        member.name = f"member_{index + 1}"
+    outputs = layers.Average()([member(inputs) for member in members])
+    return keras.Model(inputs, outputs, name="ensemble")
+
+
+def save_atomically(model: keras.Model, path: Path) -> Path:
+    """Save to a temporary file beside `path`, then rename: never half a model at `path`."""
+    if path.suffix != ".keras":
+        raise UserError(f"{path}: the ensemble is saved in the Keras format; name it *.keras")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        description="Average the class probabilities of several trained models into one "
+        "model file, which evaluate_model.py, test_model.py and the web app take like any other.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("members", nargs="+", type=Path, help="trained .keras models to average")
+    parser.add_argument(
+        "--output", type=Path, required=True, help="where the ensemble is saved (.keras)"
+    )
+    return parser.parse_args()
+
+
+def main() -> int:
+    """Load the members, average them and save the ensemble."""
+    args = parse_args()
+    if len(args.members) < MIN_MEMBERS:
+        raise UserError(f"an ensemble needs at least {MIN_MEMBERS} models, got {len(args.members)}")
+    members = [load_trained_model(path) for path in args.members]
+    print_written([save_atomically(average_models(members), args.output)])
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
