@@ -26,7 +26,7 @@ def choose_onednn(mode: str, environ_value: str | None, machine: str) -> tuple[s
     if machine.lower() in X86_64:
         # TensorFlow turns oneDNN on by itself only on CPUs with AVX512-VNNI, AVX512-BF16 or
         # AMX, yet its kernels run on any x86-64 CPU: on an AMD EPYC without those, a training
-        # step of the default CNN took 62 ms instead of 85 (benchmarks/step_cost.py).
+        # step of the default CNN took 71 ms instead of 102 (python -m benchmarks.step_cost).
         return "1", "x86-64 CPU"
     return None, "not an x86-64 CPU: TensorFlow's own default"
 

@@ -24,7 +24,7 @@ MIN_MEMBERS = 2
 
 
 def average_models(members: Sequence[keras.Model]) -> keras.Model:
-    """One model whose output is the mean of the members' class probabilities."""
+    """One model whose output is the mean of the members' class probabilities (renames them)."""
     inputs = keras.Input(shape=INPUT_SHAPE)
     for index, member in enumerate(members):
         # Members of one architecture share a name, and a model's layers need distinct ones.
@@ -35,8 +35,6 @@ def average_models(members: Sequence[keras.Model]) -> keras.Model:
 
 def save_atomically(model: keras.Model, path: Path) -> Path:
     """Save to a temporary file beside `path`, then rename: never half a model at `path`."""
-    if path.suffix != ".keras":
-        raise UserError(f"{path}: the ensemble is saved in the Keras format; name it *.keras")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial.keras")
     model.save(tmp)
@@ -63,6 +61,8 @@ def main() -> int:
     args = parse_args()
     if len(args.members) < MIN_MEMBERS:
         raise UserError(f"an ensemble needs at least {MIN_MEMBERS} models, got {len(args.members)}")
+    if args.output.suffix != ".keras":  # checked before the slow part, loading the members
+        raise UserError(f"{args.output}: the ensemble is saved as a Keras file; name it *.keras")
     members = [load_trained_model(path) for path in args.members]
     print_written([save_atomically(average_models(members), args.output)])
     return 0

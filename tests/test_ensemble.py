@@ -63,7 +63,7 @@ def test_test_model_reads_digits_with_the_ensemble(ensemble_path, tmp_path, mnis
     ("args", "message"),
     [
         (["--output", "{tmp}/e.keras", "{a}"], "needs at least 2 models, got 1"),
-        (["--output", "{tmp}/e.h5", "{a}", "{a}"], "e.h5: the ensemble is saved in the Keras"),
+        (["--output", "{tmp}/e.h5", "{a}", "{a}"], "e.h5: the ensemble is saved as a Keras file"),
         (["--output", "{tmp}/e.keras", "{a}", "{tmp}/nope.keras"], "nope.keras: no model here"),
     ],
     ids=["one member", "not .keras", "missing member"],
