@@ -42,8 +42,9 @@ def quick_args(tmp_path, epochs: int) -> list[str]:
 
 
 def test_train_script_writes_a_loadable_model_history_and_plots(tmp_path, mnist):
-    result = run_script("train_model.py", *quick_args(tmp_path, epochs=1))
+    result = run_script("train_model.py", *quick_args(tmp_path, epochs=1), "--onednn", "off")
     assert result.returncode == 0, result.stderr
+    assert "oneDNN: off (forced off by --onednn off)" in result.stdout.splitlines()
     assert "Total params: 225,034" in result.stdout
     assert "Best validation accuracy" in result.stdout
 
