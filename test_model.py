@@ -8,8 +8,7 @@ from pathlib import Path
 
 from mnist_cnn.data import NUM_CLASSES
 from mnist_cnn.errors import run_cli
-from mnist_cnn.model import DEFAULT_MODEL_PATH, load_trained_model
-from mnist_cnn.predict import classify_files
+from mnist_cnn.predict import classify_files, load_classifier
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,10 +44,17 @@ def parse_args() -> argparse.Namespace:
         help="write the 28x28 PNG the model saw for each image into DIR (created if needed)",
     )
     parser.add_argument(
+        "--accept-all",
+        action="store_true",
+        help="read every picture as a digit: turn off the 'not a digit' verdict",
+    )
+    parser.add_argument(
         "--model-path",
         type=Path,
-        default=DEFAULT_MODEL_PATH,
-        help="the trained model (.keras) made by train_model.py",
+        default=None,
+        help="the trained model: a .keras (or Keras 2 .h5) file, run on Keras, or an .onnx "
+        "export, run on ONNX Runtime without TensorFlow (default: models/mnist_cnn.onnx when it "
+        "was exported from models/mnist_cnn.keras, else that .keras)",
     )
     return parser.parse_args()
 
@@ -56,9 +62,11 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     """Print one line per readable image; return 1 if any image could not be read."""
     args = parse_args()
-    model = load_trained_model(args.model_path)
+    classifier, notes = load_classifier(args.model_path, args.accept_all)
+    for note in notes:
+        print(note, file=sys.stderr)
     lines, errors = classify_files(
-        model, args.images, args.top_k, args.json, args.save_preprocessed
+        classifier, args.images, args.top_k, args.json, args.save_preprocessed
     )
     for error in errors:
         print(f"error: {error}", file=sys.stderr)

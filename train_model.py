@@ -42,7 +42,8 @@ def parse_args() -> argparse.Namespace:
         "--learning-rate",
         type=float,
         default=DEFAULTS.learning_rate,
-        help="Adam's initial learning rate, cosine-decayed to 1%% over --epochs",
+        help="Adam's peak learning rate on the one-cycle schedule: linear warm-up over the first "
+        "20%% of the steps, then cosine decay to 0 by the end of --epochs",
     )
     parser.add_argument(
         "--validation-split",
@@ -79,6 +80,14 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=None,
         help="train on only the first N training images (a quick run)",
+    )
+    parser.add_argument(
+        "--outliers",
+        type=int,
+        default=DEFAULTS.outliers,
+        help="synthetic non-digits (letters, symbols, scribbles, shapes, blots, specks) added "
+        "to the training images with a uniform target (outlier exposure), so the model can say "
+        "'not a digit'; 0 turns it off",
     )
     add_data_dir_flag(parser)
     parser.add_argument(

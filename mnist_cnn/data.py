@@ -180,24 +180,34 @@ def make_augmenter(kind: str, seed: int):
 
 def make_dataset(
     images: np.ndarray,
-    labels: np.ndarray,
+    targets: np.ndarray,
     batch_size: int,
     shuffle_seed: int | None = None,
     augment: str = "none",
+    weights: np.ndarray | None = None,
 ):
-    """A batched, prefetched tf.data pipeline; shuffled each epoch when `shuffle_seed` is given."""
+    """A batched, prefetched tf.data pipeline of (images, targets[, weights]) for Keras: uint8
+    images (N, 28, 28) scaled to float32 (N, 28, 28, 1); targets and per-image loss weights
+    (N,) passed through. Shuffled each epoch when `shuffle_seed` is given."""
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    columns = (images, targets) if weights is None else (images, targets, weights)
+    dataset = tf.data.Dataset.from_tensor_slices(columns)
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
     # Scaling whole batches after batching is one vectorised op instead of one per image.
     dataset = dataset.batch(batch_size).map(
-        lambda x, y: (to_model_input(x), y), num_parallel_calls=tf.data.AUTOTUNE
+        lambda x, *rest: (to_model_input(x), *rest), num_parallel_calls=tf.data.AUTOTUNE
     )
     if augment != "none":
         augmenter = make_augmenter(augment, shuffle_seed or 0)
         dataset = dataset.map(
-            lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
+            lambda x, *rest: (augmenter(x, training=True), *rest),
+            num_parallel_calls=tf.data.AUTOTUNE,
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    """Digit labels (N,) -> float32 one-hot targets (N, 10)."""
+    return np.eye(NUM_CLASSES, dtype=np.float32)[np.asarray(labels, np.int64)]

@@ -12,26 +12,40 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from mnist_cnn import plots
+from mnist_cnn import ood, plots
 from mnist_cnn.cpu import choose_precision, cpu_has_bf16
-from mnist_cnn.data import Mnist, load_mnist, make_dataset, stratified_split
-from mnist_cnn.model import DEFAULT_MODEL_PATH, build_model
-from mnist_cnn.predict import BATCH_SIZE
+from mnist_cnn.data import (
+    NUM_CLASSES,
+    Mnist,
+    load_mnist,
+    make_dataset,
+    one_hot,
+    stratified_split,
+)
+from mnist_cnn.engine import KerasEngine, file_sha256
+from mnist_cnn.export import export_onnx
+from mnist_cnn.model import DEFAULT_MODEL_PATH, MODELS, build_model
+from mnist_cnn.outliers import outlier_digits
+
+# Outlier exposure's weight on the non-digits' loss, as in Hendrycks et al. (2019).
+OUTLIER_WEIGHT = 0.5
+OUTLIER_STREAM = 1  # the training outliers' random stream, apart from every other use of --seed
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on; the CLI fills it from its flags."""
 
-    epochs: int = 20
+    epochs: int = 12
     batch_size: int = 256
-    learning_rate: float = 2e-3
+    learning_rate: float = 0.012
     validation_split: float = 0.1
     patience: int = 5
     seed: int = 42
     model: str = "cnn"
     augment: str = "shift"
     limit: int | None = None
+    outliers: int = 6000
     data_dir: Path | None = None
     model_path: Path = DEFAULT_MODEL_PATH
     plots_dir: Path = Path("plots")
@@ -144,8 +158,41 @@ def draw_plots(mnist: Mnist, history: dict[str, list[float]], plots_dir: Path) -
     ]
 
 
+def with_outliers(x: np.ndarray, y: np.ndarray, count: int, seed: int):
+    """The training set with outlier exposure: digits uint8 (N, 28, 28) and `count` synthetic
+    non-digits, their float32 targets (one-hot, or uniform for a non-digit) and loss weights."""
+    targets, weights = one_hot(y), np.ones(len(x), np.float32)
+    if count == 0:
+        return x, targets, weights
+    outliers = outlier_digits(count, (seed, OUTLIER_STREAM))
+    uniform = np.full((len(outliers), NUM_CLASSES), 1.0 / NUM_CLASSES, np.float32)
+    return (
+        np.concatenate([x, outliers]),
+        np.concatenate([targets, uniform]),
+        np.concatenate([weights, np.full(len(outliers), OUTLIER_WEIGHT, np.float32)]),
+    )
+
+
+def float32_copy(model: keras.Model, name: str) -> keras.Model:
+    """The same weights in a float32 model: the saved model then predicts alike on every CPU,
+    and its ONNX export matches it, whatever precision it was trained in."""
+    keras.mixed_precision.set_global_policy("float32")
+    copy = MODELS[name]()
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def save_model_atomically(model: keras.Model, path: Path) -> Path:
+    """Save to a temp .keras file beside `path`, then rename it onto `path`."""
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
 def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence = ()) -> TrainResult:
-    """Train a model as `config` says, save the best one atomically, and draw the plots."""
+    """Train a model as `config` says, save the best one atomically with its not-a-digit
+    threshold and its ONNX export, and draw the plots."""
     keras.utils.set_random_seed(config.seed)
     policy, reason = choose_precision(config.mixed_precision, cpu_has_bf16())
     keras.mixed_precision.set_global_policy(policy)
@@ -156,6 +203,7 @@ def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence =
         tf.config.experimental.enable_op_determinism()
     mnist = mnist if mnist is not None else load_mnist(config.data_dir)
     (x_train, y_train), (x_val, y_val) = select_data(mnist, config)
+    x_train, targets, weights = with_outliers(x_train, y_train, config.outliers, config.seed)
 
     paths = RunPaths(Path(config.model_path))
     paths.model.parent.mkdir(parents=True, exist_ok=True)
@@ -172,9 +220,14 @@ def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence =
         print(f"Resuming after epoch {len(earlier['val_loss'])} from {paths.backup_dir}")
     model.fit(
         make_dataset(
-            x_train, y_train, config.batch_size, shuffle_seed=config.seed, augment=config.augment
+            x_train,
+            targets,
+            config.batch_size,
+            shuffle_seed=config.seed,
+            augment=config.augment,
+            weights=weights,
         ),
-        validation_data=make_dataset(x_val, y_val, config.batch_size),
+        validation_data=make_dataset(x_val, one_hot(y_val), config.batch_size),
         epochs=config.epochs,
         callbacks=[*make_callbacks(config, paths, best_val_loss), *callbacks],
         shuffle=False,  # the tf.data pipeline already reshuffles every epoch
@@ -182,13 +235,20 @@ def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence =
     )
 
     history = read_epoch_log(paths.epoch_log)
-    best = keras.saving.load_model(paths.checkpoint)
-    _, test_accuracy = best.evaluate(
-        make_dataset(mnist.x_test, mnist.y_test, BATCH_SIZE), verbose=0
-    )
-    os.replace(paths.checkpoint, paths.model)
+    best = float32_copy(keras.saving.load_model(paths.checkpoint), config.model)
+    engine = KerasEngine(best, paths.model)
+    test_accuracy = float((engine.predict(mnist.x_test).argmax(1) == mnist.y_test).mean())
+    save_model_atomically(best, paths.model)
+    paths.checkpoint.unlink()
     paths.epoch_log.unlink()
-    written = [paths.model, write_json_atomically(history, paths.history)]
+    model_sha256 = file_sha256(paths.model)
+    stats = ood.fit_stats(engine.predict(x_val), model_sha256)
+    written = [
+        paths.model,
+        ood.save_stats(stats, ood.stats_path(paths.model)),
+        export_onnx(best, paths.model, model_sha256),
+        write_json_atomically(history, paths.history),
+    ]
     written += draw_plots(mnist, history, Path(config.plots_dir))
 
     best_epoch = int(np.argmin(history["val_loss"]))
@@ -196,6 +256,6 @@ def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence =
         best_val_accuracy=history["val_accuracy"][best_epoch],
         best_epoch=best_epoch + 1,
         epochs_run=len(history["val_loss"]),
-        test_accuracy=float(test_accuracy),
+        test_accuracy=test_accuracy,
         written=written,
     )
