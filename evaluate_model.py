@@ -8,8 +8,8 @@ from pathlib import Path
 
 from mnist_cnn import evaluate
 from mnist_cnn.cli import add_data_dir_flag, print_written
+from mnist_cnn.engine import DEFAULT_MODEL_PATH
 from mnist_cnn.errors import run_cli
-from mnist_cnn.model import DEFAULT_MODEL_PATH
 
 
 def parse_args() -> argparse.Namespace:
@@ -25,7 +25,8 @@ def parse_args() -> argparse.Namespace:
         "--model-path",
         type=Path,
         default=DEFAULT_MODEL_PATH,
-        help="the trained model (a .keras file from train_model.py); <name>_metrics.json is "
+        help="the trained model (a .keras file from train_model.py, or its .onnx export); "
+        "<name>_metrics.json is "
         "written beside it and the training curves are read from <name>_history.json beside it",
     )
     add_data_dir_flag(parser)

@@ -7,7 +7,6 @@ Everything above this module (preprocessing, scoring, output) is the same for bo
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -16,6 +15,7 @@ import numpy as np
 
 from mnist_cnn.data import IMAGE_SIZE, NUM_CLASSES
 from mnist_cnn.errors import UserError
+from mnist_cnn.files import file_sha256
 
 BATCH_SIZE = 1024  # images per model call: large enough to amortise the call, small in memory
 DEFAULT_MODEL_PATH = Path("models/mnist_cnn.keras")
@@ -36,15 +36,6 @@ class Engine(Protocol):
     def model_sha256(self) -> str | None:
         """The SHA-256 of the .keras file behind this model (the statistics name it)."""
         ...
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes, as 64 hex digits."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def scale(digits: np.ndarray) -> np.ndarray:

@@ -9,7 +9,6 @@ seeds or recipes make different mistakes, so the mean makes fewer.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from keras import layers
 
 from mnist_cnn.cli import print_written
 from mnist_cnn.errors import UserError, run_cli
-from mnist_cnn.model import INPUT_SHAPE, load_trained_model
+from mnist_cnn.model import INPUT_SHAPE, load_trained_model, save_atomically
 
 MIN_MEMBERS = 2
 
@@ -31,15 +30,6 @@ def average_models(members: Sequence[keras.Model]) -> keras.Model:
         member.name = f"member_{index + 1}"
     outputs = layers.Average()([member(inputs) for member in members])
     return keras.Model(inputs, outputs, name="ensemble")
-
-
-def save_atomically(model: keras.Model, path: Path) -> Path:
-    """Save to a temporary file beside `path`, then rename: never half a model at `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-    return path
 
 
 def parse_args() -> argparse.Namespace:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import sys
@@ -10,15 +9,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from mnist_cnn import metrics, plots
-from mnist_cnn.data import CHECKSUMS, NUM_CLASSES, load_mnist, to_model_input
-from mnist_cnn.errors import UserError
-from mnist_cnn.model import load_trained_model
-from mnist_cnn.predict import BATCH_SIZE
-from mnist_cnn.train import RunPaths, write_json_atomically
+from mnist_cnn.data import CHECKSUMS, NUM_CLASSES, load_mnist
+from mnist_cnn.engine import engine_name
+from mnist_cnn.files import file_sha256, history_path, write_json_atomically
+from mnist_cnn.ood import OodStats
+from mnist_cnn.predict import Classifier, load_classifier
+
+EPSILON = 1e-7  # Keras' backend epsilon, with which its cross-entropy clips probabilities
 
 TOP_CONFUSIONS = 5
 GALLERY_SIZE = 32  # digits per gallery: four rows of digit_grid's eight columns
@@ -28,11 +28,12 @@ DEFAULT_PLOTS_DIR = Path("plots")
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The model's answers on the test set: true labels, class probabilities, Keras' loss."""
+    """The model's answers on the test set: true labels uint8 (N,), class probabilities float32
+    (N, 10), and the not-a-digit verdicts bool (N,) (all True without statistics)."""
 
     labels: np.ndarray
     probabilities: np.ndarray
-    loss: float
+    is_digit: np.ndarray
 
     @property
     def predictions(self) -> np.ndarray:
@@ -49,52 +50,46 @@ class Evaluation:
         """The confusion matrix of counts, true class by row, predicted by column."""
         return metrics.confusion_matrix(self.labels, self.predictions, NUM_CLASSES)
 
+    @property
+    def loss(self) -> float:
+        """Mean cross-entropy of the true labels, from the probabilities clipped at Keras'
+        epsilon (1e-7) as Keras does, so one sure mistake cannot make it infinite."""
+        chosen = self.probabilities[np.arange(len(self.labels)), self.labels]
+        return float(-np.log(np.clip(chosen, EPSILON, 1.0)).mean())
+
 
 def metrics_path(model_path: Path) -> Path:
     """Where the JSON report of `model_path` goes: beside the model, named after it."""
     return Path(model_path).with_name(f"{Path(model_path).stem}_metrics.json")
 
 
-def load_model_for_evaluation(path: Path) -> keras.Model:
-    """Load a 28x28x1 model with 10 outputs, compiled with the training loss for `evaluate`."""
-    model = load_trained_model(path)
-    if tuple(model.output_shape[1:]) != (NUM_CLASSES,):
-        raise UserError(
-            f"{path}: the model gives output {tuple(model.output_shape[1:])}, "
-            f"not {NUM_CLASSES} class probabilities"
-        )
-    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
-
-
-def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> Evaluation:
-    """Predict every image in large batches, and take the loss from Keras' own `evaluate`."""
-    inputs = to_model_input(images)
-    probabilities = model.predict(inputs, batch_size=BATCH_SIZE, verbose=0)
-    # Keras computes the loss from the logits behind the softmax, which the probabilities
-    # alone cannot reproduce for a very confident mistake; so we ask Keras for it.
-    loss, _ = model.evaluate(inputs, labels, batch_size=BATCH_SIZE, verbose=0)
-    return Evaluation(np.asarray(labels), np.asarray(probabilities), float(loss))
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def evaluate(classifier: Classifier, images: np.ndarray, labels: np.ndarray) -> Evaluation:
+    """Classify every image in large batches: uint8 images (N, 28, 28), labels (N,)."""
+    readings = classifier.classify(images)
+    return Evaluation(np.asarray(labels), readings.probabilities, readings.is_digit)
 
 
 def library_versions() -> dict[str, str]:
-    """The versions of everything that can change the numbers."""
-    import tensorflow as tf
+    """The versions of everything loaded that can change the numbers."""
+    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    for name in ("tensorflow", "keras", "onnxruntime"):
+        if name in sys.modules:  # the engine that ran decides which are there
+            versions[name] = sys.modules[name].__version__
+    return versions
 
+
+def rejection(evaluation: Evaluation, stats: OodStats | None) -> dict | None:
+    """How the not-a-digit verdict treats the test digits: the share rejected, and the
+    accuracy on the accepted ones; None without statistics."""
+    if stats is None:
+        return None
+    accepted = evaluation.is_digit
+    right = evaluation.predictions == evaluation.labels
     return {
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
+        "threshold": stats.threshold,
+        "rejected": int((~accepted).sum()),
+        "rejected_share": float((~accepted).mean()),
+        "accuracy_on_accepted": float(right[accepted].mean()) if accepted.any() else None,
     }
 
 
@@ -113,12 +108,13 @@ def class_rows(cm: np.ndarray) -> list[dict]:
     ]
 
 
-def build_report(evaluation: Evaluation, model_path: Path) -> dict:
+def build_report(evaluation: Evaluation, classifier: Classifier) -> dict:
     """The machine-readable report: metrics, confusion matrix and what produced them."""
     cm = evaluation.confusion
     return {
-        "model": str(model_path),
-        "model_sha256": file_sha256(model_path),
+        "model": str(classifier.engine.path),
+        "engine": engine_name(classifier.engine),
+        "model_sha256": file_sha256(classifier.engine.path),
         "data_checksums": CHECKSUMS,
         "test_images": int(cm.sum()),
         "correct": int(np.trace(cm)),
@@ -130,6 +126,7 @@ def build_report(evaluation: Evaluation, model_path: Path) -> dict:
             {"true": true, "predicted": predicted, "count": count}
             for true, predicted, count in metrics.most_confused(cm, TOP_CONFUSIONS)
         ],
+        "not_a_digit": rejection(evaluation, classifier.stats),
         "versions": library_versions(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -169,10 +166,29 @@ def format_confusions(report: dict) -> str:
     return "\n".join(["Most confused:", *(lines or ["  none: every test image is right"])])
 
 
+def format_rejection(report: dict) -> str:
+    """The not-a-digit verdict on the test digits, in one or two lines."""
+    found = report["not_a_digit"]
+    if found is None:
+        return "Not a digit: no statistics beside the model, so every image counts as a digit"
+    accuracy = found["accuracy_on_accepted"]
+    return (
+        f"Not a digit: {found['rejected']:,} test digits rejected "
+        f"({found['rejected_share']:.2%}, threshold {found['threshold']:.4f})\n"
+        f"Accuracy on the accepted ones: {accuracy:.4f}"
+    )
+
+
 def format_report(report: dict) -> str:
-    """The report as console text: loss and accuracy, per-class table, commonest mistakes."""
+    """The report as console text: loss and accuracy, per-class table, commonest mistakes,
+    and the not-a-digit verdict on the test digits."""
     return "\n\n".join(
-        [format_summary(report), format_class_table(report), format_confusions(report)]
+        [
+            format_summary(report),
+            format_class_table(report),
+            format_confusions(report),
+            format_rejection(report),
+        ]
     )
 
 
@@ -246,14 +262,20 @@ def draw_plots(
 
 
 def run(
-    model_path: Path, data_dir: Path | None = None, plots_dir: Path = DEFAULT_PLOTS_DIR
+    model_path: Path | None = None,
+    data_dir: Path | None = None,
+    plots_dir: Path = DEFAULT_PLOTS_DIR,
 ) -> tuple[dict, list[Path]]:
-    """Evaluate the model on the test set; write the report and figures; return both."""
-    model = load_model_for_evaluation(model_path)
+    """Evaluate the model (`.keras`, `.h5` or `.onnx`; None: the default one) on the test
+    set; write the report and figures; return both. Notes about the model go to stderr."""
+    classifier, notes = load_classifier(model_path)
+    for note in notes:
+        print(note, file=sys.stderr)
     mnist = load_mnist(data_dir)
-    evaluation = evaluate(model, mnist.x_test, mnist.y_test)
-    report = build_report(evaluation, model_path)
+    evaluation = evaluate(classifier, mnist.x_test, mnist.y_test)
+    report = build_report(evaluation, classifier)
+    model_path = classifier.engine.path
     written = [write_json_atomically(report, metrics_path(model_path))]
-    history = load_history(RunPaths(Path(model_path)).history)
+    history = load_history(history_path(model_path))
     written += draw_plots(evaluation, mnist.x_test, history, Path(plots_dir))
     return report, written

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from mnist_cnn.data import IMAGE_SIZE
-from mnist_cnn.engine import SOURCE_SHA256_KEY, file_sha256, onnx_beside
+from mnist_cnn.engine import SOURCE_SHA256_KEY, onnx_beside
 from mnist_cnn.errors import run_cli
+from mnist_cnn.files import file_sha256
 
 LITERT_SUFFIX = ".tflite"
 SAVED_MODEL_SUFFIX = "_savedmodel"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -11,7 +12,6 @@ from keras import layers
 from mnist_cnn.data import IMAGE_SIZE, NUM_CLASSES
 from mnist_cnn.errors import UserError
 
-DEFAULT_MODEL_PATH = Path("models/mnist_cnn.keras")
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 
 
@@ -128,6 +128,15 @@ def build_model(
     return model
 
 
+def save_atomically(model: keras.Model, path: Path) -> Path:
+    """Save to a temporary .keras file beside `path`, then rename: never half a model at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
 def load_trained_model(path: Path | str) -> keras.Model:
     """Load a saved `.keras` model that takes 28x28x1 images, or raise a one-line UserError."""
     path = Path(path)
@@ -143,4 +152,9 @@ def load_trained_model(path: Path | str) -> keras.Model:
     input_shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
     if input_shape != INPUT_SHAPE:
         raise UserError(f"{path}: the model takes input {input_shape}, not 28x28x1 digits")
+    if tuple(model.output_shape[1:]) != (NUM_CLASSES,):
+        raise UserError(
+            f"{path}: the model gives output {tuple(model.output_shape[1:])}, "
+            f"not {NUM_CLASSES} class probabilities"
+        )
     return model

@@ -17,13 +17,13 @@ SHA-256 of the model it was fitted for.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mnist_cnn.errors import UserError
+from mnist_cnn.files import write_json_atomically
 
 # Accept this share of the validation digits. The issue's floor is 99%; the 0.3-point margin
 # keeps the test set's rejections under 1% although its scores are not those of validation.
@@ -81,11 +81,8 @@ def fit_stats(validation_probabilities: np.ndarray, model_sha256: str) -> OodSta
 
 
 def save_stats(stats: OodStats, path: Path) -> Path:
-    """Write the statistics as JSON to a temp file beside `path`, then rename it onto `path`."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(asdict(stats), indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Write the statistics as JSON to `path` (a temp file, then a rename)."""
+    return write_json_atomically(asdict(stats), path)
 
 
 def load_stats(model_path: Path, model_sha256: str | None) -> tuple[OodStats | None, str]:

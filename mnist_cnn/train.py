@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +20,10 @@ from mnist_cnn.data import (
     one_hot,
     stratified_split,
 )
-from mnist_cnn.engine import KerasEngine, file_sha256
+from mnist_cnn.engine import DEFAULT_MODEL_PATH, KerasEngine
 from mnist_cnn.export import export_onnx
-from mnist_cnn.model import DEFAULT_MODEL_PATH, MODELS, build_model
+from mnist_cnn.files import file_sha256, history_path, write_json_atomically
+from mnist_cnn.model import MODELS, build_model, save_atomically
 from mnist_cnn.outliers import outlier_digits
 
 # Outlier exposure's weight on the non-digits' loss, as in Hendrycks et al. (2019).
@@ -88,9 +87,8 @@ class RunPaths:
 
     @property
     def history(self) -> Path:
-        """The finished run's per-epoch history; named after the model so two models can share
-        a folder."""
-        return self.model.with_name(f"{self.model.stem}_history.json")
+        """The finished run's per-epoch history."""
+        return history_path(self.model)
 
 
 def select_data(mnist: Mnist, config: TrainConfig):
@@ -140,14 +138,6 @@ def start_fresh(paths: RunPaths) -> None:
         path.unlink(missing_ok=True)
 
 
-def write_json_atomically(data: object, path: Path) -> Path:
-    """Write JSON to a temp file beside `path`, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
 def draw_plots(mnist: Mnist, history: dict[str, list[float]], plots_dir: Path) -> list[Path]:
     """The four training figures: sample digits, class balance, accuracy and loss curves."""
     return [
@@ -180,14 +170,6 @@ def float32_copy(model: keras.Model, name: str) -> keras.Model:
     copy = MODELS[name]()
     copy.set_weights(model.get_weights())
     return copy
-
-
-def save_model_atomically(model: keras.Model, path: Path) -> Path:
-    """Save to a temp .keras file beside `path`, then rename it onto `path`."""
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-    return path
 
 
 def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence = ()) -> TrainResult:
@@ -238,7 +220,7 @@ def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence =
     best = float32_copy(keras.saving.load_model(paths.checkpoint), config.model)
     engine = KerasEngine(best, paths.model)
     test_accuracy = float((engine.predict(mnist.x_test).argmax(1) == mnist.y_test).mean())
-    save_model_atomically(best, paths.model)
+    save_atomically(best, paths.model)
     paths.checkpoint.unlink()
     paths.epoch_log.unlink()
     model_sha256 = file_sha256(paths.model)

@@ -9,19 +9,19 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import sys
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 from flask import Flask, Request, Response, current_app, jsonify, request
 from PIL import Image
 from werkzeug.exceptions import HTTPException
 
 from mnist_cnn.data import IMAGE_SIZE
+from mnist_cnn.engine import engine_name
 from mnist_cnn.errors import UserError, run_cli
-from mnist_cnn.model import DEFAULT_MODEL_PATH, load_trained_model
-from mnist_cnn.predict import predict_probabilities
+from mnist_cnn.predict import Classifier, load_classifier
 from mnist_cnn.preprocess import open_image, to_mnist
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -29,7 +29,7 @@ API_PREFIX = "/api/"
 PREDICT_URL = API_PREFIX + "predict"
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024  # a canvas PNG is a few kB; phone photos fit too
 UPLOAD_FIELD = "image"
-MODEL_KEY = "mnist_cnn.model"
+CLASSIFIER_KEY = "mnist_cnn.classifier"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
@@ -62,12 +62,15 @@ def read_upload() -> tuple[bytes, str]:
     return raw, "request body"
 
 
-def classify(model: keras.Model, raw: bytes, name: str) -> dict:
+def classify(classifier: Classifier, raw: bytes, name: str) -> dict:
     """Preprocess one image exactly as the CLI does and return the JSON-ready prediction."""
     digit = to_mnist(open_image(raw, name), name)
-    probabilities = predict_probabilities(model, digit[np.newaxis])[0]
+    readings = classifier.classify(digit[np.newaxis])
+    probabilities = readings.probabilities[0]
     return {
         "digit": int(np.argmax(probabilities)),
+        "is_digit": bool(readings.is_digit[0]),
+        "ood_score": float(readings.scores[0]),
         "probabilities": [float(p) for p in probabilities],
         "preprocessed": png_data_url(digit),
     }
@@ -77,7 +80,7 @@ def predict_route() -> Response:
     """POST /api/predict: an image (raw PNG body or multipart `image`) in, the digit out."""
     start = time.perf_counter()
     raw, name = read_upload()
-    result = classify(current_app.extensions[MODEL_KEY], raw, name)
+    result = classify(current_app.extensions[CLASSIFIER_KEY], raw, name)
     result["elapsed_ms"] = round((time.perf_counter() - start) * 1000.0, 2)
     return jsonify(result)
 
@@ -102,20 +105,23 @@ def http_error(error: HTTPException) -> Response | HTTPException:
     return response
 
 
-def warm_up(model: keras.Model) -> None:
-    """Run one blank batch so the first visitor does not wait for TensorFlow's first-call setup."""
-    predict_probabilities(model, np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8))
+def warm_up(classifier: Classifier) -> None:
+    """Run one blank batch so the first visitor does not wait for the engine's first-call setup."""
+    classifier.classify(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8))
 
 
-def create_app(model: keras.Model | Path | str = DEFAULT_MODEL_PATH) -> Flask:
-    """The Flask app; `model` is a loaded Keras model or the path of one, loaded once here."""
-    if not isinstance(model, keras.Model):
-        model = load_trained_model(model)
-    warm_up(model)
+def create_app(classifier: Classifier | Path | str | None = None) -> Flask:
+    """The Flask app; `classifier` is a loaded Classifier or a model path (.keras, .h5 or
+    .onnx; None: the default model), loaded once here, its notes printed."""
+    if not isinstance(classifier, Classifier):
+        classifier, notes = load_classifier(None if classifier is None else Path(classifier))
+        for note in notes:
+            print(note, file=sys.stderr)
+    warm_up(classifier)
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.request_class = InMemoryRequest
     app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES
-    app.extensions[MODEL_KEY] = model
+    app.extensions[CLASSIFIER_KEY] = classifier
     app.add_url_rule("/", view_func=index_route, methods=["GET"])
     app.add_url_rule(PREDICT_URL, view_func=predict_route, methods=["POST"])
     app.register_error_handler(UserError, user_error)
@@ -130,7 +136,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
-    parser.add_argument("--model-path", type=Path, default=DEFAULT_MODEL_PATH, help=".keras file")
+    parser.add_argument(
+        "--model-path",
+        type=Path,
+        default=None,
+        help="a .keras, .h5 or .onnx model (default: models/mnist_cnn.onnx when it was exported "
+        "from models/mnist_cnn.keras, else that .keras)",
+    )
     return parser.parse_args(argv)
 
 
@@ -138,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     """Load the model once, then serve the app with Flask's threaded development server."""
     args = parse_args(argv)
     app = create_app(args.model_path)
-    print(f"Serving {args.model_path} at http://{args.host}:{args.port}/ (Ctrl-C to stop)")
+    engine = app.extensions[CLASSIFIER_KEY].engine
+    print(
+        f"Serving {engine.path} ({engine_name(engine)}) at http://{args.host}:{args.port}/ "
+        "(Ctrl-C to stop)"
+    )
     app.run(host=args.host, port=args.port, threaded=True)
     return 0
 

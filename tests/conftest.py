@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mnist_cnn.data import load_mnist, make_dataset
+from mnist_cnn import ood
+from mnist_cnn.data import load_mnist, make_dataset, one_hot
+from mnist_cnn.engine import KerasEngine
+from mnist_cnn.files import file_sha256
 from mnist_cnn.model import build_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -21,19 +24,22 @@ def mnist():
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory, mnist) -> Path:
-    """A default-architecture model trained for one epoch on 2,000 images (about 90% accurate)."""
+    """A default-architecture model trained for one epoch on 2,000 images (about 90% accurate),
+    with its not-a-digit statistics beside it (fitted on the next 500 training images)."""
     import keras
 
     keras.utils.set_random_seed(0)
     model = build_model()
     model.fit(
-        make_dataset(mnist.x_train[:2000], mnist.y_train[:2000], 64, shuffle_seed=0),
+        make_dataset(mnist.x_train[:2000], one_hot(mnist.y_train[:2000]), 64, shuffle_seed=0),
         epochs=1,
         shuffle=False,  # the dataset shuffles itself
         verbose=0,
     )
     path = tmp_path_factory.mktemp("tiny") / "tiny.keras"
     model.save(path)
+    validation = KerasEngine(model, path).predict(mnist.x_train[2000:2500])
+    ood.save_stats(ood.fit_stats(validation, file_sha256(path)), ood.stats_path(path))
     return path
 
 

@@ -10,15 +10,18 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from conftest import REPO_ROOT, run_script
 
 from mnist_cnn import evaluate
-from mnist_cnn.data import CHECKSUMS, to_model_input
+from mnist_cnn.data import CHECKSUMS, one_hot, to_model_input
 from mnist_cnn.errors import UserError
-from mnist_cnn.train import RunPaths
+from mnist_cnn.files import history_path
+from mnist_cnn.ood import OodStats
+from mnist_cnn.predict import Classifier
 
 FIGURES = ("confusion_matrix.png", "misclassified.png", "predictions.png")
 CURVES = ("accuracy.png", "loss.png")
@@ -47,7 +50,7 @@ def cli(tiny_model_path, tmp_path_factory) -> dict[str, tuple]:
     """
     root = tmp_path_factory.mktemp("cli")
     json_model = copy_model(tiny_model_path, root / "json" / "models")
-    RunPaths(json_model).history.write_text(json.dumps(HISTORY))
+    history_path(json_model).write_text(json.dumps(HISTORY))
     runs = {
         "json": (json_model, root / "json" / "plots", ["--json"]),
         "table": (copy_model(tiny_model_path, root / "table"), root / "table" / "plots", []),
@@ -75,7 +78,7 @@ def keras_scores(tiny_model_path, mnist):
 
     # Loaded with the loss and metrics it was trained with, not the ones evaluate.py compiles.
     model = keras.saving.load_model(tiny_model_path)
-    loss, accuracy = model.evaluate(to_model_input(mnist.x_test), mnist.y_test, verbose=0)
+    loss, accuracy = model.evaluate(to_model_input(mnist.x_test), one_hot(mnist.y_test), verbose=0)
     return loss, accuracy
 
 
@@ -202,7 +205,13 @@ def fake_evaluation() -> evaluate.Evaluation:
     probabilities = np.full((4, 10), 0.01)
     for row, (digit, p) in enumerate([(1, 0.91), (2, 0.91), (5, 0.91), (8, 0.5)]):
         probabilities[row, digit] = p
-    return evaluate.Evaluation(np.array([1, 2, 3, 7]), probabilities, loss=0.25)
+    return evaluate.Evaluation(np.array([1, 2, 3, 7]), probabilities, np.ones(4, bool))
+
+
+def test_loss_is_the_mean_cross_entropy_of_the_true_labels():
+    # Two right at 0.91, two wrong with 0.01 on the true label.
+    expected = -(2 * np.log(0.91) + 2 * np.log(0.01)) / 4
+    assert fake_evaluation().loss == pytest.approx(expected)
 
 
 def test_most_confident_mistakes_come_first():
@@ -213,12 +222,25 @@ def test_most_confident_mistakes_come_first():
 def test_format_report_prints_the_table_and_the_mistakes(tmp_path):
     model_file = tmp_path / "m.keras"
     model_file.write_bytes(b"weights")
-    text = evaluate.format_report(evaluate.build_report(fake_evaluation(), model_file))
-    assert "Test loss:     0.2500" in text
+    classifier = Classifier(SimpleNamespace(path=model_file))
+    text = evaluate.format_report(evaluate.build_report(fake_evaluation(), classifier))
+    assert "Test loss:     2.3497" in text
     assert "Test accuracy: 0.5000 (2 of 4 correct)" in text
     assert "    1     1.0000  1.0000  1.0000        1" in text
     assert "  3 read as 5: 1 time\n" in text
-    assert text.endswith("  7 read as 8: 1 time")
+    assert "  7 read as 8: 1 time\n" in text
+    assert text.endswith("so every image counts as a digit")
+
+
+def test_rejection_rates_on_the_test_digits():
+    evaluation = fake_evaluation()
+    evaluation = evaluate.Evaluation(
+        evaluation.labels, evaluation.probabilities, np.array([True, True, False, True])
+    )
+    found = evaluate.rejection(evaluation, OodStats(threshold=0.5, model_sha256="x"))
+    assert found["rejected"] == 1 and found["rejected_share"] == 0.25
+    assert found["accuracy_on_accepted"] == pytest.approx(2 / 3)
+    assert evaluate.rejection(evaluation, None) is None
 
 
 def test_load_history_skips_a_missing_or_broken_file(tmp_path, capsys):

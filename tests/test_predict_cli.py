@@ -11,14 +11,15 @@ import pytest
 from conftest import REPO_ROOT, run_script
 from PIL import Image, ImageOps
 
-from mnist_cnn import predict
+from mnist_cnn import engine as engine_module
+from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import run_cli
-from mnist_cnn.model import load_trained_model
 from mnist_cnn.predict import (
+    Classifier,
     classify_files,
     format_json,
     format_line,
-    predict_probabilities,
+    load_classifier,
     top_k,
     unique_png_names,
 )
@@ -33,9 +34,9 @@ def load_cli():
 
 
 @pytest.fixture(scope="module")
-def model(tiny_model_path):
-    """The tiny session model, loaded once for this file."""
-    return load_trained_model(tiny_model_path)
+def engine(tiny_model_path):
+    """The tiny session model on Keras, loaded once for this file."""
+    return load_engine(tiny_model_path)
 
 
 @pytest.fixture
@@ -66,18 +67,18 @@ def cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
 # --- the package functions ---------------------------------------------------------------------
 
 
-def test_probabilities_are_batched_and_sum_to_one(model, mnist, monkeypatch):
+def test_probabilities_are_batched_and_sum_to_one(engine, mnist, monkeypatch):
     digits = mnist.x_test[:10]
-    whole = predict_probabilities(model, digits)
-    monkeypatch.setattr(predict, "BATCH_SIZE", 3)
-    chunked = predict_probabilities(model, digits)
+    whole = engine.predict(digits)
+    monkeypatch.setattr(engine_module, "BATCH_SIZE", 3)
+    chunked = engine.predict(digits)
     assert whole.shape == (10, 10)
     assert np.allclose(whole.sum(axis=1), 1.0, atol=1e-5)
     assert np.allclose(whole, chunked, atol=1e-6)
 
 
-def test_no_digits_give_no_probabilities(model):
-    assert predict_probabilities(model, np.zeros((0, 28, 28), np.uint8)).shape == (0, 10)
+def test_no_digits_give_no_probabilities(engine):
+    assert engine.predict(np.zeros((0, 28, 28), np.uint8)).shape == (0, 10)
 
 
 def test_top_k_is_sorted_for_one_row_and_for_many():
@@ -90,8 +91,9 @@ def test_text_and_json_formats():
     probs = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.9, 0.0, 0.1])
     assert format_line("a.png", probs) == "a.png: 7 (90.0%)"
     assert format_line("a.png", probs, 2) == "a.png: 7 (90.0%)  next: 9 (10.0%)"
-    record = json.loads(format_json("a.png", probs, 2))
+    record = json.loads(format_json("a.png", probs, 2, score=0.1))
     assert record["path"] == "a.png" and record["digit"] == 7 and record["confidence"] == 0.9
+    assert record["is_digit"] is True and record["ood_score"] == 0.1
     assert len(record["probabilities"]) == 10
     assert record["top_k"] == [{"digit": 7, "probability": 0.9}, {"digit": 9, "probability": 0.1}]
 
@@ -101,16 +103,26 @@ def test_preprocessed_names_never_collide(tmp_path):
     assert unique_png_names(paths) == ["a.png", "a-2.png", "a-2-2.png"]
 
 
-def test_all_files_go_through_one_model_call(model, files):
+def test_a_picture_judged_not_a_digit_says_what_it_looks_most_like():
+    probs = np.array([0.0, 0.0, 0.0, 0.0, 0.925, 0.075, 0.0, 0.0, 0.0, 0.0])
+    line = format_line("scribble.png", probs, 3, is_digit=False)
+    assert line == "scribble.png: not a digit (looks most like 4, 92.5%)"
+    record = json.loads(format_json("scribble.png", probs, is_digit=False, score=0.075))
+    assert record["is_digit"] is False and record["digit"] == 4
+
+
+def test_all_files_go_through_one_model_call(engine, files):
     good, bad = files
     calls = []
 
-    class CountingModel:
-        def predict_on_batch(self, x):
-            calls.append(len(x))
-            return model.predict_on_batch(x)
+    class CountingEngine:
+        path = engine.path
 
-    lines, errors = classify_files(CountingModel(), good + bad)
+        def predict(self, digits):
+            calls.append(len(digits))
+            return engine.predict(digits)
+
+    lines, errors = classify_files(Classifier(CountingEngine()), good + bad)
     assert calls == [len(good)]
     assert len(lines) == len(good) and len(errors) == len(bad)
 
@@ -197,3 +209,28 @@ def test_missing_model_is_one_clean_line(monkeypatch, capsys, files, tmp_path):
 def test_top_k_out_of_range_is_a_usage_error(monkeypatch, capsys, k):
     status, _, err = cli(monkeypatch, capsys, "a.png", "--top-k", k)
     assert status == 2 and "--top-k" in err
+
+
+def test_statistics_beside_the_model_are_loaded_and_judge(tiny_model_path):
+    classifier, notes = load_classifier(tiny_model_path)
+    assert notes == [] and classifier.stats is not None
+    uniform = np.full((1, 10), 0.1, np.float32)
+    sure = np.eye(10, dtype=np.float32)[:1]
+
+    class FixedEngine:
+        path = tiny_model_path
+
+        def __init__(self, probabilities):
+            self.probabilities = probabilities
+
+        def predict(self, digits):
+            return self.probabilities
+
+    unsure = Classifier(FixedEngine(uniform), classifier.stats).classify(np.zeros((1, 28, 28)))
+    certain = Classifier(FixedEngine(sure), classifier.stats).classify(np.zeros((1, 28, 28)))
+    assert not unsure.is_digit[0] and certain.is_digit[0]
+
+
+def test_accept_all_turns_rejection_off(tiny_model_path):
+    classifier, notes = load_classifier(tiny_model_path, accept_all=True)
+    assert classifier.stats is None and notes == []

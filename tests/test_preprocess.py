@@ -11,9 +11,8 @@ import pytest
 from PIL import Image, ImageFilter, ImageOps
 
 from mnist_cnn import preprocess
+from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import UserError
-from mnist_cnn.model import load_trained_model
-from mnist_cnn.predict import predict_probabilities
 from mnist_cnn.preprocess import (
     DIGIT_BOX,
     centre_of_mass,
@@ -305,7 +304,7 @@ def save_like_a_person(ink: Image.Image, kind: int, rng: np.random.Generator) ->
 
 def accuracy(model_path, digits: np.ndarray, labels: np.ndarray) -> float:
     """Share of digits the model classifies as their label."""
-    probs = predict_probabilities(load_trained_model(model_path), digits)
+    probs = load_engine(model_path).predict(digits)
     return float((probs.argmax(axis=1) == labels).mean())
 
 

@@ -14,8 +14,8 @@ import pytest
 from conftest import REPO_ROOT
 from PIL import Image, PngImagePlugin
 
-from mnist_cnn.model import load_trained_model
-from mnist_cnn.predict import predict_probabilities
+from mnist_cnn.engine import load_engine
+from mnist_cnn.predict import load_classifier
 from mnist_cnn.preprocess import open_image, to_mnist
 from mnist_cnn.web import MAX_UPLOAD_BYTES, STATIC_DIR, create_app
 
@@ -100,6 +100,8 @@ def test_prediction_has_the_documented_shape(client, mnist):
     assert probabilities.shape == (10,)
     assert probabilities.sum() == pytest.approx(1.0, abs=1e-4)
     assert result["digit"] == int(np.argmax(probabilities))
+    assert result["is_digit"] is True
+    assert result["ood_score"] == pytest.approx(1.0 - probabilities.max(), abs=1e-6)
     assert decode_data_url(result["preprocessed"]).shape == (28, 28)
     assert result["elapsed_ms"] > 0
 
@@ -109,7 +111,7 @@ def test_server_uses_the_shared_preprocessing(client, tiny_model_path, mnist):
     body = png_bytes(255 - mnist.x_test[1])
     result = post_png(client, body).get_json()
     digit = to_mnist(open_image(body))
-    expected = predict_probabilities(load_trained_model(tiny_model_path), digit[np.newaxis])[0]
+    expected = load_engine(tiny_model_path).predict(digit[np.newaxis])[0]
     np.testing.assert_array_equal(decode_data_url(result["preprocessed"]), digit)
     np.testing.assert_allclose(result["probabilities"], expected, atol=1e-6)
 
@@ -144,8 +146,9 @@ def test_large_upload_stays_off_disk(client, mnist, monkeypatch):
     assert response.status_code == 200
 
 
-def test_a_loaded_model_object_works_too(tiny_model_path, mnist):
-    client = create_app(load_trained_model(tiny_model_path)).test_client()
+def test_a_loaded_classifier_works_too(tiny_model_path, mnist):
+    classifier, _ = load_classifier(tiny_model_path)
+    client = create_app(classifier).test_client()
     assert post_png(client, png_bytes(mnist.x_test[0])).status_code == 200
 
 

@@ -30,6 +30,14 @@ function makeBars() {
 }
 
 function showResult(result) {
+  if (result.is_digit === false) {
+    // A verdict of "not a digit" replaces the answer and its bars: a confident bar would lie.
+    resetResult("that doesn't look like a digit");
+    digitEl.textContent = "?";
+    preprocessedEl.src = result.preprocessed;
+    statusEl.textContent = `${result.elapsed_ms} ms on the server`;
+    return;
+  }
   const best = result.digit;
   digitEl.textContent = String(best);
   confidenceEl.textContent = `${(100 * result.probabilities[best]).toFixed(1)}% sure`;
