@@ -20,6 +20,7 @@ from mnist_cnn.files import file_sha256
 BATCH_SIZE = 1024  # images per model call: large enough to amortise the call, small in memory
 DEFAULT_MODEL_PATH = Path("models/mnist_cnn.keras")
 ONNX_SUFFIX = ".onnx"
+LITERT_SUFFIX = ".tflite"
 # The ONNX metadata key naming the SHA-256 of the .keras file an export was made from.
 SOURCE_SHA256_KEY = "source_keras_sha256"
 
@@ -87,6 +88,44 @@ class OnnxEngine:
         return self.session.get_modelmeta().custom_metadata_map.get(SOURCE_SHA256_KEY)
 
 
+class LiteRtEngine:
+    """An exported LiteRT (TensorFlow Lite) model on TensorFlow's bundled interpreter."""
+
+    def __init__(self, path: Path):
+        import warnings
+
+        import tensorflow as tf
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UserError(f"{path}: no model here; export one with `python -m mnist_cnn.export`")
+        with warnings.catch_warnings():
+            # TensorFlow points to the separate ai-edge-litert package; its own copy still works.
+            warnings.simplefilter("ignore", UserWarning)
+            try:
+                self.interpreter = tf.lite.Interpreter(model_path=str(self.path))
+            except ValueError as error:
+                raise UserError(f"{path}: cannot load the LiteRT model: {error}") from None
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.output = self.interpreter.get_output_details()[0]["index"]
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities (n, 10) for one float32 batch (n, 28, 28, 1)."""
+        self.interpreter.resize_tensor_input(self.input, batch.shape)
+        self.interpreter.allocate_tensors()
+        self.interpreter.set_tensor(self.input, batch)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output)
+
+    def predict(self, digits: np.ndarray) -> np.ndarray:
+        """Class probabilities float32 (N, 10) for uint8 digits (N, 28, 28)."""
+        return in_batches(self.run, digits)
+
+    def model_sha256(self) -> None:
+        """A LiteRT file records no source model."""
+        return None
+
+
 def open_onnx_session(path: Path):
     """An onnxruntime InferenceSession for a 28x28x1 -> 10 model, or a one-line UserError."""
     import onnxruntime
@@ -111,13 +150,16 @@ def open_onnx_session(path: Path):
 
 
 def load_engine(path: Path | str) -> Engine:
-    """The engine for a model file: ONNX Runtime for `.onnx`, Keras for anything else.
+    """The engine for a model file: ONNX Runtime for `.onnx`, TensorFlow's LiteRT interpreter
+    for `.tflite`, Keras for anything else.
 
     Raises UserError (one line) for a missing, broken or wrong-shaped model.
     """
     path = Path(path)
     if path.suffix == ONNX_SUFFIX:
         return OnnxEngine(path)
+    if path.suffix == LITERT_SUFFIX:
+        return LiteRtEngine(path)
     from mnist_cnn.model import load_trained_model  # imports TensorFlow: only when needed
 
     return KerasEngine(load_trained_model(path), path)
@@ -169,6 +211,9 @@ def load_default_engine(keras_path: Path = DEFAULT_MODEL_PATH) -> tuple[Engine, 
     return load_engine(keras_path), f"note: using {keras_path}: {reason}"
 
 
+ENGINE_NAMES = {"OnnxEngine": "ONNX Runtime", "LiteRtEngine": "LiteRT", "KerasEngine": "Keras"}
+
+
 def engine_name(engine: Engine) -> str:
-    """What runs the model: "ONNX Runtime" or "Keras"."""
-    return "ONNX Runtime" if isinstance(engine, OnnxEngine) else "Keras"
+    """What runs the model: "ONNX Runtime", "LiteRT" or "Keras"."""
+    return ENGINE_NAMES.get(type(engine).__name__, type(engine).__name__)

@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from mnist_cnn.data import IMAGE_SIZE
-from mnist_cnn.engine import SOURCE_SHA256_KEY, onnx_beside
+from mnist_cnn.engine import LITERT_SUFFIX, SOURCE_SHA256_KEY, onnx_beside
 from mnist_cnn.errors import run_cli
 from mnist_cnn.files import file_sha256
 
-LITERT_SUFFIX = ".tflite"
 SAVED_MODEL_SUFFIX = "_savedmodel"
 
 

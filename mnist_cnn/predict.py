@@ -10,7 +10,14 @@ import numpy as np
 from PIL import Image
 
 from mnist_cnn import ood
-from mnist_cnn.engine import DEFAULT_MODEL_PATH, Engine, load_default_engine, load_engine
+from mnist_cnn.engine import (
+    DEFAULT_MODEL_PATH,
+    Engine,
+    OnnxEngine,
+    load_default_engine,
+    load_engine,
+    stale_export,
+)
 from mnist_cnn.errors import UserError
 from mnist_cnn.preprocess import read_digits
 
@@ -48,12 +55,13 @@ def load_classifier(
 
     Raises UserError (one line) when the model cannot be loaded.
     """
-    notes = []
     if model_path is None:
         engine, note = load_default_engine(DEFAULT_MODEL_PATH)
-        notes += [note] if note else []
     else:
         engine = load_engine(model_path)
+        stale = stale_export(engine) if isinstance(engine, OnnxEngine) else None
+        note = f"note: {stale}" if stale else None
+    notes = [note] if note else []
     if accept_all:
         return Classifier(engine), notes
     stats, line = ood.load_stats(engine.path, engine.model_sha256())
