@@ -15,8 +15,9 @@ from mnist_cnn import metrics, plots
 from mnist_cnn.data import CHECKSUMS, NUM_CLASSES, load_mnist
 from mnist_cnn.engine import engine_name
 from mnist_cnn.files import file_sha256, history_path, write_json_atomically
-from mnist_cnn.ood import OodStats
+from mnist_cnn.ood import OodStats, auroc
 from mnist_cnn.predict import Classifier, load_classifier
+from mnist_cnn.synthetic import OpenSetData
 
 EPSILON = 1e-7  # Keras' backend epsilon, with which its cross-entropy clips probabilities
 
@@ -106,6 +107,38 @@ def class_rows(cm: np.ndarray) -> list[dict]:
         }
         for digit in range(len(cm))
     ]
+
+
+def openset_quality(classifier: Classifier, data: OpenSetData) -> dict:
+    """How well the not-a-digit verdict separates digits from non-digits (`synthetic.
+    openset_data`): AUROC of the score, the share rejected of each set and of each kind of
+    non-digit, and the accuracy on the accepted digits."""
+    mnist = classifier.classify(data.mnist_digits)
+    person = classifier.classify(data.person_digits)
+    other = classifier.classify(data.outliers)
+    kinds = np.asarray(data.kinds)
+    right = np.concatenate(
+        [
+            mnist.probabilities.argmax(1) == data.mnist_labels,
+            person.probabilities.argmax(1) == data.person_labels,
+        ]
+    )
+    accepted = np.concatenate([mnist.is_digit, person.is_digit])
+    return {
+        "auroc": auroc(np.concatenate([mnist.scores, person.scores]), other.scores),
+        "mnist_rejected": float((~mnist.is_digit).mean()),
+        "person_rejected": float((~person.is_digit).mean()),
+        "non_digits_rejected": float((~other.is_digit).mean()),
+        "rejected_by_kind": {
+            kind: float((~other.is_digit[kinds == kind]).mean()) for kind in sorted(set(kinds))
+        },
+        "accuracy_on_accepted_digits": float(right[accepted].mean()),
+        "counts": {
+            "mnist": len(mnist.scores),
+            "person": len(person.scores),
+            "non_digits": len(kinds),
+        },
+    }
 
 
 def build_report(evaluation: Evaluation, classifier: Classifier) -> dict:

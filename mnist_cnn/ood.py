@@ -2,7 +2,7 @@
 
 The model is trained with outlier exposure (Hendrycks, Mazeika and Dietterich 2019, "Deep
 Anomaly Detection with Outlier Exposure"): besides the digits it sees synthetic non-digits
-(`mnist_cnn.outliers`) whose target is the uniform distribution, so that it learns to be
+(`mnist_cnn.synthetic`) whose target is the uniform distribution, so that it learns to be
 unsure of what is not a digit. The score is then the maximum softmax probability (Hendrycks
 and Gimpel 2017), turned so that higher means "less like a digit": 1 - max_k p_k. It needs
 only the probabilities, so every engine (Keras, ONNX Runtime, an ensemble) gives it at no

@@ -24,7 +24,7 @@ from mnist_cnn.engine import DEFAULT_MODEL_PATH, KerasEngine
 from mnist_cnn.export import export_onnx
 from mnist_cnn.files import file_sha256, history_path, write_json_atomically
 from mnist_cnn.model import MODELS, build_model, save_atomically
-from mnist_cnn.outliers import outlier_digits
+from mnist_cnn.synthetic import outlier_digits
 
 # Outlier exposure's weight on the non-digits' loss, as in Hendrycks et al. (2019).
 OUTLIER_WEIGHT = 0.5
@@ -154,7 +154,7 @@ def with_outliers(x: np.ndarray, y: np.ndarray, count: int, seed: int):
     targets, weights = one_hot(y), np.ones(len(x), np.float32)
     if count == 0:
         return x, targets, weights
-    outliers = outlier_digits(count, (seed, OUTLIER_STREAM))
+    outliers, _ = outlier_digits(count, (seed, OUTLIER_STREAM))
     uniform = np.full((len(outliers), NUM_CLASSES), 1.0 / NUM_CLASSES, np.float32)
     return (
         np.concatenate([x, outliers]),

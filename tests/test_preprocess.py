@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 
@@ -21,6 +20,7 @@ from mnist_cnn.preprocess import (
     stroke_width,
     to_mnist,
 )
+from mnist_cnn.synthetic import encode, person_style_files
 
 LOSSLESS = [("PNG", {}), ("BMP", {}), ("TIFF", {}), ("GIF", {}), ("WEBP", {"lossless": True})]
 
@@ -31,13 +31,6 @@ def on_paper(digit: np.ndarray, canvas=(180, 140), at=(10, 30), size=112) -> Ima
     ink = Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
     paper.paste(ImageOps.invert(ink), at)
     return paper
-
-
-def encode(image: Image.Image, fmt: str, **options) -> bytes:
-    """The bytes of `image` saved in `fmt`."""
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
 
 
 def reference(digit: np.ndarray) -> np.ndarray:
@@ -278,30 +271,6 @@ THIN_PEN_DIGITS = 300
 SEED = 20240611
 
 
-def redraw(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """A test digit as a person might draw it: black on white, any size and place, tilted."""
-    canvas = int(rng.integers(100, 401))
-    field = int(canvas * rng.uniform(0.3, 0.8))  # MNIST's 28x28 field, digit inside 20/28 of it
-    ink = Image.fromarray(digit).resize((field, field), Image.Resampling.BICUBIC)
-    ink = ink.rotate(rng.uniform(-8, 8), Image.Resampling.BICUBIC, expand=True)
-    layer = Image.new("L", (canvas, canvas), 0)
-    corner = [int(rng.integers(0, canvas - side + 1)) for side in ink.size]
-    layer.paste(ink, tuple(corner))
-    return layer
-
-
-def save_like_a_person(ink: Image.Image, kind: int, rng: np.random.Generator) -> bytes:
-    """Encode as a greyscale PNG, an RGB JPEG, or black ink on a transparent RGBA PNG."""
-    if kind == 0:
-        return encode(ImageOps.invert(ink), "PNG")
-    if kind == 1:
-        quality = int(rng.integers(60, 96))
-        return encode(ImageOps.invert(ink).convert("RGB"), "JPEG", quality=quality)
-    layer = Image.new("RGBA", ink.size, (0, 0, 0, 0))
-    layer.putalpha(ink)
-    return encode(layer, "PNG")
-
-
 def accuracy(model_path, digits: np.ndarray, labels: np.ndarray) -> float:
     """Share of digits the model classifies as their label."""
     probs = load_engine(model_path).predict(digits)
@@ -319,10 +288,9 @@ def test_digits_saved_the_way_people_save_them(committed_model_path, mnist, tmp_
     rng = np.random.default_rng(SEED)
     chosen = rng.choice(len(mnist.x_test), PERSON_DIGITS, replace=False)
     paths = []
-    for n, index in enumerate(chosen):
-        kind = n % 3
-        path = tmp_path / f"{n:04d}.{'jpg' if kind == 1 else 'png'}"
-        path.write_bytes(save_like_a_person(redraw(mnist.x_test[index], rng), kind, rng))
+    for n, (data, suffix) in enumerate(person_style_files(mnist.x_test[chosen], SEED)):
+        path = tmp_path / f"{n:04d}.{suffix}"
+        path.write_bytes(data)
         paths.append(path)
     read, digits, errors = read_digits(paths)
     assert not errors and len(read) == PERSON_DIGITS

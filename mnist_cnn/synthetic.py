@@ -1,23 +1,75 @@
-"""Synthetic pictures that are not digits, for measuring a "not a digit" score.
+"""Synthetic pictures: digits saved the way people save them, and pictures that are not digits.
 
-Letters and symbols rendered from the fonts Matplotlib ships (the same files on every machine,
-so the set is the same everywhere), random scribbles, geometric shapes, blobs and speckle
-noise. Each is drawn dark on white, as a person's picture would be, so that it goes through
-the same `preprocess.to_mnist` as a real picture before the model sees it.
+The first are MNIST test digits redrawn black on white at any size and place, tilted, saved
+as PNG, JPEG or transparent PNG. The second are letters and symbols rendered from the fonts
+Matplotlib ships (the same files on every machine, so the set is the same everywhere), random
+scribbles, geometric shapes, blobs and speckle noise, drawn dark on white as a person's
+picture would be. Both go through the same `preprocess` as a real picture before the model
+sees them; fixed seeds make them the same on every run.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 from mnist_cnn.errors import UserError
-from mnist_cnn.preprocess import to_mnist
+from mnist_cnn.preprocess import read_digit, to_mnist
 
-CANVAS = 96  # pixels: the size each picture is drawn at, before preprocessing
+
+def redraw(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """An MNIST digit uint8 (28, 28) as a person might draw it: a light-ink "L" layer of 100
+    to 400 px, the digit at any size and place, tilted up to 8 degrees."""
+    canvas = int(rng.integers(100, 401))
+    field = int(canvas * rng.uniform(0.3, 0.8))  # MNIST's 28x28 field, digit inside 20/28 of it
+    ink = Image.fromarray(digit).resize((field, field), Image.Resampling.BICUBIC)
+    ink = ink.rotate(rng.uniform(-8, 8), Image.Resampling.BICUBIC, expand=True)
+    layer = Image.new("L", (canvas, canvas), 0)
+    corner = [int(rng.integers(0, canvas - side + 1)) for side in ink.size]
+    layer.paste(ink, tuple(corner))
+    return layer
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    """The bytes of `image` saved in format `fmt` (PNG, JPEG ...) with Pillow's `options`."""
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def save_like_a_person(ink: Image.Image, kind: int, rng: np.random.Generator) -> bytes:
+    """Encode a light-ink layer as black on white: a greyscale PNG (kind 0), an RGB JPEG of
+    quality 60-95 (kind 1), or black ink on a transparent RGBA PNG (kind 2)."""
+    if kind == 0:
+        return encode(ImageOps.invert(ink), "PNG")
+    if kind == 1:
+        quality = int(rng.integers(60, 96))
+        return encode(ImageOps.invert(ink).convert("RGB"), "JPEG", quality=quality)
+    layer = Image.new("RGBA", ink.size, (0, 0, 0, 0))
+    layer.putalpha(ink)
+    return encode(layer, "PNG")
+
+
+def person_style_files(digits: np.ndarray, seed: int) -> list[tuple[bytes, str]]:
+    """Each digit uint8 (N, 28, 28) redrawn and saved as `save_like_a_person` does, the
+    kinds taken in turn: (file bytes, suffix "png" or "jpg") per digit."""
+    rng = np.random.default_rng(seed)
+    files = []
+    for n, digit in enumerate(digits):
+        kind = n % 3
+        data = save_like_a_person(redraw(digit, rng), kind, rng)
+        files.append((data, "jpg" if kind == 1 else "png"))
+    return files
+
+
+# --- pictures that are not digits ---------------------------------------------------------------
+
+CANVAS = 96  # pixels: the size each non-digit is drawn at, before preprocessing
 # Glyphs that are not digits. Left out because a handwritten digit looks like them:
 # O o Q D (0), I i l j J ! | / ( ) [ ] (1), Z z (2), S s $ (5), G b (6),
 # T (7), B (8), g q (9), and the marks too small to mean anything (. , : ; ' " - _).
@@ -66,9 +118,8 @@ def render_glyph(glyph: str, font_file: Path, size: int, shear: float) -> Image.
     )
 
 
-def random_glyph(rng: np.random.Generator, glyphs: str = GLYPHS) -> Image.Image:
-    """One of `glyphs` at random, in a random face, size (28-64 pt) and slant."""
-    glyph = glyphs[int(rng.integers(len(glyphs)))]
+def random_glyph(rng: np.random.Generator, glyph: str) -> Image.Image:
+    """`glyph` in a random face, size (28-64 pt) and slant."""
     font_file = font_dir() / FONT_FILES[int(rng.integers(len(FONT_FILES)))]
     return render_glyph(
         glyph, font_file, int(rng.integers(28, 65)), float(rng.uniform(-MAX_SHEAR, MAX_SHEAR))
@@ -156,24 +207,78 @@ def make_outliers(
     count: int, seed: int | Sequence[int], glyphs: str = GLYPHS
 ) -> tuple[list[Image.Image], list[str]]:
     """`count` non-digit pictures (greyscale PIL images, CANVAS x CANVAS, dark on white) and
-    their kinds, cycling through KINDS; letters and symbols are drawn from `glyphs`. The same
-    `seed` gives the same pictures."""
+    their kinds, cycling through KINDS; letters and symbols are drawn from `glyphs`, and
+    those outlier exposure never trains on are of the kind "unseen glyph". The same `seed`
+    gives the same pictures."""
     rng = np.random.default_rng(seed)
-    kinds = [KINDS[n % len(KINDS)] for n in range(count)]
-    pictures = [
-        random_glyph(rng, glyphs) if kind == "glyph" else MAKERS[kind](rng) for kind in kinds
-    ]
+    pictures, kinds = [], []
+    for n in range(count):
+        kind = KINDS[n % len(KINDS)]
+        if kind == "glyph":
+            glyph = glyphs[int(rng.integers(len(glyphs)))]
+            pictures.append(random_glyph(rng, glyph))
+            kinds.append("glyph" if glyph in TRAINING_GLYPHS else "unseen glyph")
+        else:
+            pictures.append(MAKERS[kind](rng))
+            kinds.append(kind)
     return pictures, kinds
 
 
-def outlier_digits(count: int, seed: int | Sequence[int], glyphs: str = TRAINING_GLYPHS):
-    """`count` non-digit pictures as the model would see them: uint8 (M, 28, 28), M <= count,
-    each made MNIST-like by `preprocess.to_mnist` (the rare one with no ink is left out)."""
-    pictures, _ = make_outliers(count, seed, glyphs)
-    digits = []
-    for picture in pictures:
+def outlier_digits(
+    count: int, seed: int | Sequence[int], glyphs: str = TRAINING_GLYPHS
+) -> tuple[np.ndarray, list[str]]:
+    """`count` non-digit pictures as the model would see them, uint8 (M, 28, 28) with M <=
+    count, each made MNIST-like by `preprocess.to_mnist` (the rare one with no ink is left
+    out), and their kinds (M,)."""
+    pictures, kinds = make_outliers(count, seed, glyphs)
+    digits, kept = [], []
+    for picture, kind in zip(pictures, kinds, strict=True):
         try:
             digits.append(to_mnist(picture))
         except UserError:  # a speckle pattern too faint to count as ink
             continue
-    return np.stack(digits)
+        kept.append(kind)
+    return np.stack(digits), kept
+
+
+# --- the open-set evaluation set ---------------------------------------------------------------
+
+# The evaluation's own random stream: no training run draws from it (training outliers use
+# the pair (--seed, 1)), and neither does the choice of the threshold.
+EVALUATION_SEED = 20261130
+
+
+class OpenSetData(NamedTuple):
+    """Digits and non-digits as the model sees them: uint8 (N, 28, 28) arrays and labels."""
+
+    mnist_digits: np.ndarray
+    mnist_labels: np.ndarray
+    person_digits: np.ndarray
+    person_labels: np.ndarray
+    outliers: np.ndarray
+    kinds: list[str]
+
+
+def openset_data(
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    n_mnist: int,
+    n_person: int,
+    n_outliers: int,
+    seed: int = EVALUATION_SEED,
+) -> OpenSetData:
+    """The evaluation set of the not-a-digit verdict: the first `n_mnist` MNIST test digits
+    through preprocessing, `n_person` others redrawn and saved the way people save them, and
+    `n_outliers` non-digits drawn from every glyph (half never trained on)."""
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(x_test), n_person, replace=False)
+    person = [read_digit(data) for data, _ in person_style_files(x_test[chosen], seed)]
+    outliers, kinds = outlier_digits(n_outliers, seed, GLYPHS)
+    return OpenSetData(
+        np.stack([to_mnist(Image.fromarray(digit)) for digit in x_test[:n_mnist]]),
+        y_test[:n_mnist],
+        np.stack(person),
+        y_test[chosen],
+        outliers,
+        kinds,
+    )
