@@ -1,10 +1,12 @@
-"""Cold start and throughput of test_model.py, run as a user runs it.
+"""Cold start and throughput of test_model.py, run as a user runs it, on each engine.
 
-    python -m benchmarks.predict_speed [--model-path models/mnist_cnn.keras] [--images 1000]
+    python -m benchmarks.predict_speed [--models models/mnist_cnn.keras models/mnist_cnn.onnx]
+                                       [--images 1000] [--repeats 5]
 
 Writes test-set digits as PNG files (black on white, 280x280, like a saved drawing) to a
-temporary folder, then times `python test_model.py one.png` (median of --repeats runs) and
-one `python test_model.py` over all the files.
+temporary folder, then, for each model in turn, times `python test_model.py one.png` from a
+cold start (--repeats runs, the models alternating, median [min..max]) and one
+`python test_model.py` over all the files.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from mnist_cnn.data import load_mnist
+from mnist_cnn.engine import DEFAULT_MODEL_PATH, onnx_beside
 from mnist_cnn.errors import UserError, run_cli
-from mnist_cnn.model import DEFAULT_MODEL_PATH
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CANVAS_SIZE = 280  # a typical drawing canvas, in pixels
@@ -48,26 +50,59 @@ def time_cli(paths: list[Path], model_path: Path) -> float:
     return seconds
 
 
+def spread(values: list[float]) -> str:
+    """`median [min..max]` in seconds."""
+    return f"{np.median(values):.2f} s [{min(values):.2f}..{max(values):.2f}]"
+
+
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-path", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument(
+        "--models",
+        type=Path,
+        nargs="+",
+        default=[DEFAULT_MODEL_PATH, onnx_beside(DEFAULT_MODEL_PATH)],
+        help="model files to compare (.keras, .onnx ...)",
+    )
     parser.add_argument("--images", type=int, default=1000, help="files for the throughput run")
-    parser.add_argument("--repeats", type=int, default=3, help="timed cold starts (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed cold starts of each model")
     return parser.parse_args()
 
 
 def main() -> None:
-    """Write the files, time one image from cold, then all of them in one run."""
+    """Write the files, time one image from cold for each model in turn, then all of them."""
     args = parse_args()
     with tempfile.TemporaryDirectory() as folder:
         paths = write_pngs(load_mnist().x_test[: args.images], Path(folder))
-        cold = np.median([time_cli(paths[:1], args.model_path) for _ in range(args.repeats)])
-        total = time_cli(paths, args.model_path)
-    per_image_ms = (total - cold) / max(1, len(paths) - 1) * 1000.0
-    print(f"cold start, 1 image:   {cold:6.2f} s (median of {args.repeats} runs)")
-    print(f"{len(paths)} images, one run: {total:6.2f} s = {len(paths) / total:6.1f} images/s")
-    print(f"each image beyond the start-up: {per_image_ms:.2f} ms")
+        cold: dict[Path, list[float]] = {model: [] for model in args.models}
+        for _ in range(args.repeats):  # alternating, so a drifting machine slows each alike
+            for model in args.models:
+                cold[model].append(time_cli(paths[:1], model))
+        total = {model: time_cli(paths, model) for model in args.models}
+    print(f"CPU: {cpu_model()}")
+    for model in args.models:
+        per_image_ms = (total[model] - np.median(cold[model])) / max(1, len(paths) - 1) * 1e3
+        print(f"\n{model}")
+        print(f"  cold start, 1 image:  {spread(cold[model])} ({args.repeats} runs)")
+        print(
+            f"  {len(paths)} images, one run: {total[model]:6.2f} s = "
+            f"{len(paths) / total[model]:6.1f} images/s"
+        )
+        print(f"  each image beyond the start-up: {per_image_ms:.2f} ms")
+
+
+def cpu_model() -> str:
+    """The CPU's model name, from /proc/cpuinfo (or the platform module elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":
