@@ -10,8 +10,11 @@ sees them; fixed seeds make them the same on every run.
 
 from __future__ import annotations
 
+import functools
 import io
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -96,6 +99,7 @@ MAX_SHEAR = 0.35  # a slant of up to about 19 degrees either way, on top of the 
 KINDS = ("glyph", "scribble", "shape", "blob", "speckle")
 
 
+@functools.cache
 def font_dir() -> Path:
     """The folder of TrueType fonts bundled with Matplotlib."""
     import matplotlib
@@ -103,9 +107,15 @@ def font_dir() -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
 
+@functools.cache
+def load_font(font_file: Path, size: int) -> ImageFont.FreeTypeFont:
+    """A TrueType face at `size` points, read from disk once per (file, size)."""
+    return ImageFont.truetype(str(font_file), size)
+
+
 def render_glyph(glyph: str, font_file: Path, size: int, shear: float) -> Image.Image:
     """One character, black on a white CANVAS x CANVAS "L" image, `size` points, slanted."""
-    font = ImageFont.truetype(str(font_file), size)
+    font = load_font(font_file, size)
     image = Image.new("L", (CANVAS, CANVAS), 255)
     ImageDraw.Draw(image).text((CANVAS / 2, CANVAS / 2), glyph, fill=0, font=font, anchor="mm")
     # An affine shear about the centre: x' = x + shear * (y - centre).
@@ -224,6 +234,14 @@ def make_outliers(
     return pictures, kinds
 
 
+def to_mnist_or_none(picture: Image.Image) -> np.ndarray | None:
+    """`preprocess.to_mnist` of a picture, or None where it finds no ink (a faint speckle)."""
+    try:
+        return to_mnist(picture)
+    except UserError:
+        return None
+
+
 def outlier_digits(
     count: int, seed: int | Sequence[int], glyphs: str = TRAINING_GLYPHS
 ) -> tuple[np.ndarray, list[str]]:
@@ -231,14 +249,11 @@ def outlier_digits(
     count, each made MNIST-like by `preprocess.to_mnist` (the rare one with no ink is left
     out), and their kinds (M,)."""
     pictures, kinds = make_outliers(count, seed, glyphs)
-    digits, kept = [], []
-    for picture, kind in zip(pictures, kinds, strict=True):
-        try:
-            digits.append(to_mnist(picture))
-        except UserError:  # a speckle pattern too faint to count as ink
-            continue
-        kept.append(kind)
-    return np.stack(digits), kept
+    # Pillow and NumPy release the GIL in their loops, so threads use every core here.
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        digits = list(pool.map(to_mnist_or_none, pictures))
+    kept = [n for n, digit in enumerate(digits) if digit is not None]
+    return np.stack([digits[n] for n in kept]), [kinds[n] for n in kept]
 
 
 # --- the open-set evaluation set ---------------------------------------------------------------
