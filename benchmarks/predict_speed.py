@@ -55,9 +55,8 @@ def spread(values: list[float]) -> str:
     return f"{np.median(values):.2f} s [{min(values):.2f}..{max(values):.2f}]"
 
 
-def parse_args() -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_models_flag(parser: argparse.ArgumentParser) -> None:
+    """--models: the model files to compare, by default the committed .keras and its .onnx."""
     parser.add_argument(
         "--models",
         type=Path,
@@ -65,6 +64,12 @@ def parse_args() -> argparse.Namespace:
         default=[DEFAULT_MODEL_PATH, onnx_beside(DEFAULT_MODEL_PATH)],
         help="model files to compare (.keras, .onnx ...)",
     )
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_models_flag(parser)
     parser.add_argument("--images", type=int, default=1000, help="files for the throughput run")
     parser.add_argument("--repeats", type=int, default=5, help="timed cold starts of each model")
     return parser.parse_args()

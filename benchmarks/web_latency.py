@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.predict_speed import add_models_flag
 from mnist_cnn.data import load_mnist
-from mnist_cnn.engine import DEFAULT_MODEL_PATH, engine_name, onnx_beside
+from mnist_cnn.engine import engine_name
 from mnist_cnn.errors import UserError, run_cli
 from mnist_cnn.predict import load_classifier
 from mnist_cnn.preprocess import open_image, to_mnist
@@ -122,13 +123,7 @@ def server_memory_mib(model_path: Path, body: bytes, requests: int) -> float:
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--models",
-        type=Path,
-        nargs="+",
-        default=[DEFAULT_MODEL_PATH, onnx_beside(DEFAULT_MODEL_PATH)],
-        help="model files to compare (.keras, .onnx ...)",
-    )
+    add_models_flag(parser)
     parser.add_argument("--requests", type=int, default=200, help="timed calls of each kind")
     parser.add_argument(
         "--memory-requests", type=int, default=1000, help="requests before reading the memory"
