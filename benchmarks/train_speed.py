@@ -454,7 +454,8 @@ def format_ratio(ratio: float | None) -> str:
 
 def format_row(label: str, cells: list[str], last: str = "") -> str:
     """One table row: the label, a cell per pipeline, then `last`."""
-    return f"{label:<{LABEL_WIDTH}}" + "".join(f"{cell:<{CELL_WIDTH}}" for cell in cells) + last
+    row = f"{label:<{LABEL_WIDTH}}" + "".join(f"{cell:<{CELL_WIDTH}}" for cell in cells) + last
+    return row.rstrip()
 
 
 def format_metrics(summary: dict) -> list[str]:
@@ -491,9 +492,9 @@ def format_hardware(summary: dict) -> list[str]:
     )
     lines = [
         "how close to the hardware",
-        f"{'training FLOPs per image':<{LABEL_WIDTH}}{flops}: counted from the model's Conv2D "
-        "and Dense layers, x 3 for a training step (forward pass + gradients w.r.t. inputs and "
-        "weights)",
+        f"{'training FLOPs per image':<{LABEL_WIDTH}}{flops}",
+        f"{'':<{LABEL_WIDTH}}counted from the Conv2D and Dense layers; a training step ~= 3x the "
+        "forward pass (forward + gradients w.r.t. inputs and weights)",
         f"{'CPU peak FP32 (estimate)':<{LABEL_WIDTH}}{format_peak(hardware['cpu'])}",
     ]
     if hardware["cpu"]["note"]:
