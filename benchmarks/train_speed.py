@@ -1,16 +1,26 @@
-"""Training speed of the project's pipeline against the published reference pipeline.
+"""Fast to a good model: the project's pipeline against the published reference pipeline.
 
-    python benchmarks/train_speed.py [--epochs 6] [--repeats 3] [--limit N] [--json]
-                                     [--skip-cold-start]
+    python benchmarks/train_speed.py [--reference-epochs 6] [--project-epochs 2] [--repeats 3]
+                                     [--limit N] [--json] [--skip-cold-start]
 
-Each run trains in a fresh process (reference and project alternate) so neither inherits the
-other's memory, threads or compiled graphs. The reference is the design as published: the default
-Sequential CNN, Adam() defaults, float32 NumPy arrays and
+The headline is the time to 99.0% test accuracy, training only and for the whole process. Each
+run trains in a fresh process (reference and project alternate, run n of each with seed n) so
+neither inherits the other's memory, threads or compiled graphs. The reference is the design as
+published: the default Sequential CNN, Adam() defaults, float32 NumPy arrays and
 `model.fit(x, y, batch_size=64, validation_split=0.2)`. The project is `mnist_cnn.train.train`
-with its defaults. At each epoch's end a callback evaluates the 10,000 test images, off the clock,
-to find when test accuracy first reaches 99.0% (so that time is known to the epoch); training
-never sees them. Also measured: the project model's inference speed and the cold start of
-`python test_model.py one.png`. Nothing is asserted: the targets are reported as met or not.
+with its defaults (one-cycle schedule, outlier exposure, saved model, statistics, ONNX export and
+plots). At each epoch's end a callback evaluates the 10,000 test images, off the clock, to find
+when test accuracy first reaches 99.0% (so that time is known to the epoch); training never
+sees them.
+
+Training only: the clock's training time at the end of the first epoch at 99.0%. Whole process:
+wall time from the parent's spawning of the worker (imports, data, outliers, model, training)
+minus the test evaluations: for the reference up to the end of that epoch, for the project up
+to the end of train() with all it writes, counted only if its saved model reaches 99.0%.
+
+Also measured: training FLOP/s against the CPU's estimated peak, the project model's inference
+speed and the cold start of `python test_model.py one.png`. Nothing is asserted: the targets are
+reported as met or not.
 """
 
 from __future__ import annotations
@@ -34,19 +44,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
+from benchmarks.hardware import GIGA, describe_cpu, format_peak, training_flops
 from mnist_cnn.cpu import ONEDNN_ENV, add_onednn_flag, use_onednn
-from mnist_cnn.data import Mnist, load_mnist
+from mnist_cnn.data import Mnist, load_mnist, one_hot
+from mnist_cnn.engine import BATCH_SIZE, DEFAULT_MODEL_PATH, load_engine
 from mnist_cnn.errors import UserError, run_cli
-from mnist_cnn.predict import BATCH_SIZE, predict_probabilities
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PIPELINES = ("reference", "project")
 TARGET_ACCURACY = 0.99
+# The reference reaches 99% test accuracy around its 5th epoch; the project's one-cycle recipe
+# is meant to reach it in 2.
+DEFAULT_EPOCHS = {"reference": 6, "project": 2}
 REFERENCE_BATCH_SIZE = 64
 REFERENCE_VALIDATION_SPLIT = 0.2
 COLD_STARTS = 3
 KIB_PER_MIB = 1024  # ru_maxrss is in KiB on Linux (bytes on macOS)
-LABEL_WIDTH, CELL_WIDTH = 26, 32  # table columns
+LABEL_WIDTH, CELL_WIDTH, GOAL_WIDTH = 36, 32, 50  # table columns
 
 
 class Metric(NamedTuple):
@@ -67,18 +81,35 @@ class Target(NamedTuple):
 
 
 METRICS = (
-    Metric("images_per_second", "train images/s", "{:,.0f}"),
-    Metric("seconds_per_epoch", "s/epoch", "{:.2f}"),
-    Metric("seconds_to_target", f"time to {TARGET_ACCURACY:.1%} test (s)", "{:.1f}"),
+    Metric("seconds_to_target", f"time to {TARGET_ACCURACY:.1%}, training (s)", "{:.1f}"),
+    Metric(
+        "process_seconds_to_target", f"time to {TARGET_ACCURACY:.1%}, whole process (s)", "{:.1f}"
+    ),
+    Metric("startup_seconds", "start-up: spawn to first step (s)", "{:.1f}"),
     Metric("final_test_accuracy", "final test accuracy", "{:.4f}"),
     Metric("peak_rss_mib", "peak RSS (MiB)", "{:,.0f}"),
+    Metric("images_per_second", "train images/s", "{:,.0f}"),
+    Metric("seconds_per_epoch", "s/epoch", "{:.2f}"),
+    Metric("gflops_per_second", "training GFLOP/s achieved", "{:.1f}"),
 )
 TARGETS = (
-    Target("images_per_second", "train images/s at least 3x", lowest=3.0),
-    Target("seconds_to_target", f"time to {TARGET_ACCURACY:.1%} at least 4x shorter", highest=0.25),
+    Target(
+        "process_seconds_to_target",
+        f"whole-process time to {TARGET_ACCURACY:.1%} at least 4x shorter",
+        highest=0.25,
+    ),
     Target("final_test_accuracy", "final test accuracy no lower", lowest=1.0),
     Target("peak_rss_mib", "peak RSS no higher", highest=1.0),
 )
+
+
+class RunSpec(NamedTuple):
+    """What a worker is told: its epochs, training-set limit, seed and when it was spawned."""
+
+    epochs: int
+    limit: int | None
+    seed: int
+    spawned_at: float  # the parent's time.time() just before it spawned the worker, seconds
 
 
 def as_float_images(images: np.ndarray) -> np.ndarray:
@@ -88,24 +119,34 @@ def as_float_images(images: np.ndarray) -> np.ndarray:
 
 @dataclass
 class TrainingClock:
-    """Training time of one fit, with the test evaluations at each epoch's end taken off it."""
+    """Training time of one fit, with the test evaluations at each epoch's end taken off it, and
+    the wall time since the worker was spawned. All times in seconds."""
 
     x_test: np.ndarray
-    y_test: np.ndarray
-    started: float = 0.0
+    y_test: np.ndarray  # in the form the model's loss takes: sparse or one-hot
+    spawned_at: float  # time.time() when the parent spawned this worker
+    started: float = 0.0  # perf_counter() when fit began
+    startup_seconds: float = 0.0  # wall time from the spawn to fit's start
+    fit_ended_at: float = 0.0  # time.time() when fit ended
     eval_seconds: float = 0.0
     train_seconds: float = 0.0
+    precision: str = ""  # the dtype policy the model trains under
     epoch_end_seconds: list[float] = field(default_factory=list)
+    epoch_end_process_seconds: list[float] = field(default_factory=list)
     test_accuracies: list[float] = field(default_factory=list)
 
-    def start(self) -> None:
+    def start(self, precision: str) -> None:
         """Start timing: fit begins."""
         self.started = time.perf_counter()
+        self.startup_seconds = time.time() - self.spawned_at
+        self.precision = precision
 
     def lap(self, model) -> None:
-        """Note the training time so far, then evaluate the test set off the clock."""
+        """Note the training and whole-process times so far, then evaluate the test set off the
+        clock."""
         now = time.perf_counter()
         self.epoch_end_seconds.append(now - self.started - self.eval_seconds)
+        self.epoch_end_process_seconds.append(self.process_seconds(time.time()))
         scores = model.evaluate(
             self.x_test, self.y_test, batch_size=BATCH_SIZE, verbose=0, return_dict=True
         )
@@ -115,11 +156,25 @@ class TrainingClock:
     def stop(self) -> None:
         """Stop timing: fit ends."""
         self.train_seconds = time.perf_counter() - self.started - self.eval_seconds
+        self.fit_ended_at = time.time()
+
+    def process_seconds(self, at: float) -> float:
+        """Wall time from the spawn to `at` (a time.time()), minus the test evaluations so far."""
+        return at - self.spawned_at - self.eval_seconds
+
+    def first_at_target(self, times: list[float]) -> float | None:
+        """The time, of `times` (one per epoch's end), at which test accuracy first reached the
+        target; None if it never did."""
+        reached = zip(times, self.test_accuracies, strict=True)
+        return next((seconds for seconds, acc in reached if acc >= TARGET_ACCURACY), None)
 
     def seconds_to_target(self) -> float | None:
         """Training time until test accuracy first reached the target, None if it never did."""
-        reached = zip(self.epoch_end_seconds, self.test_accuracies, strict=True)
-        return next((seconds for seconds, acc in reached if acc >= TARGET_ACCURACY), None)
+        return self.first_at_target(self.epoch_end_seconds)
+
+    def process_seconds_to_target(self) -> float | None:
+        """Whole-process time until the end of the first epoch at the target, None if none was."""
+        return self.first_at_target(self.epoch_end_process_seconds)
 
 
 def clock_callback(clock: TrainingClock):
@@ -127,105 +182,123 @@ def clock_callback(clock: TrainingClock):
     import keras
 
     callback = keras.callbacks.LambdaCallback(
-        on_train_begin=lambda logs: clock.start(),
+        on_train_begin=lambda logs: clock.start(callback.model.dtype_policy.name),
         on_epoch_end=lambda epoch, logs: clock.lap(callback.model),
         on_train_end=lambda logs: clock.stop(),
     )
     return callback
 
 
-def test_set_clock(mnist: Mnist) -> TrainingClock:
-    """A clock that evaluates the 10,000 test images, the same way for both pipelines."""
-    return TrainingClock(as_float_images(mnist.x_test), mnist.y_test)
-
-
-def measurements(clock: TrainingClock, train_images: int, final_accuracy: float) -> dict:
-    """A finished run's figures; peak RSS is the process's high-water mark so far."""
+def measurements(clock: TrainingClock, train_images: int, final_accuracy: float, model) -> dict:
+    """A finished run's figures, `train_images` being the images of each epoch; peak RSS is the
+    process's high-water mark so far. FLOP/s counts only the training steps' arithmetic."""
     epochs = len(clock.test_accuracies)
+    images_per_second = train_images * epochs / clock.train_seconds
+    flops_per_image = training_flops(model)
     return {
+        "precision": f"precision: {clock.precision}",
         "train_images": train_images,
         "epochs": epochs,
         "train_seconds": clock.train_seconds,
-        "images_per_second": train_images * epochs / clock.train_seconds,
+        "images_per_second": images_per_second,
         "seconds_per_epoch": clock.train_seconds / epochs,
         "seconds_to_target": clock.seconds_to_target(),
+        "startup_seconds": clock.startup_seconds,
         "test_accuracy_by_epoch": clock.test_accuracies,
         "final_test_accuracy": final_accuracy,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MIB,
+        "training_flops_per_image": flops_per_image,
+        "gflops_per_second": flops_per_image * images_per_second / GIGA,
     }
 
 
-def run_reference(mnist: Mnist, epochs: int, limit: int | None) -> dict:
+def run_reference(mnist: Mnist, spec: RunSpec) -> dict:
     """Train the published way; its final model is the last epoch's."""
     import keras
 
     from mnist_cnn.model import build_cnn
 
-    x, y = as_float_images(mnist.x_train[:limit]), mnist.y_train[:limit]
+    keras.utils.set_random_seed(spec.seed)
+    x, y = as_float_images(mnist.x_train[: spec.limit]), mnist.y_train[: spec.limit]
     model = build_cnn()
     model.compile(
         optimizer=keras.optimizers.Adam(),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    clock = test_set_clock(mnist)
+    # Sparse test labels, as its loss takes them.
+    clock = TrainingClock(as_float_images(mnist.x_test), mnist.y_test, spec.spawned_at)
     model.fit(
         x,
         y,
         batch_size=REFERENCE_BATCH_SIZE,
         validation_split=REFERENCE_VALIDATION_SPLIT,
-        epochs=epochs,
+        epochs=spec.epochs,
         callbacks=[clock_callback(clock)],
         verbose=0,
     )
     # Keras keeps the first floor(N * (1 - split)) images for training.
     train_images = math.floor(len(x) * (1 - REFERENCE_VALIDATION_SPLIT))
-    return measurements(clock, train_images, clock.test_accuracies[-1])
+    report = measurements(clock, train_images, clock.test_accuracies[-1], model)
+    return report | {"process_seconds_to_target": clock.process_seconds_to_target()}
 
 
 def inference_images_per_second(model_path: Path, digits: np.ndarray) -> float:
-    """Test images per second through predict_probabilities, after one warm-up batch."""
-    from mnist_cnn.model import load_trained_model
-
-    model = load_trained_model(model_path)
-    predict_probabilities(model, digits[:BATCH_SIZE])
+    """Test images per second through the model's engine, after one warm-up batch."""
+    engine = load_engine(model_path)
+    engine.predict(digits[:BATCH_SIZE])
     start = time.perf_counter()
-    predict_probabilities(model, digits)
+    engine.predict(digits)
     return len(digits) / (time.perf_counter() - start)
 
 
-def run_project(mnist: Mnist, epochs: int, limit: int | None) -> dict:
+def run_project(mnist: Mnist, spec: RunSpec) -> dict:
     """Train with train_model.py's code and defaults; its final model is the saved best one."""
     from mnist_cnn.train import TrainConfig, select_data, train
 
     with tempfile.TemporaryDirectory() as folder:
         config = TrainConfig(
-            epochs=epochs,
-            limit=limit,
+            epochs=spec.epochs,
+            limit=spec.limit,
+            seed=spec.seed,
             model_path=Path(folder) / "m.keras",
             plots_dir=Path(folder) / "plots",
             verbose=0,
         )
-        clock = test_set_clock(mnist)
-        result = train(config, mnist, callbacks=[clock_callback(clock)])
+        # One-hot test labels: the project's model is compiled with categorical cross-entropy.
+        clock = TrainingClock(as_float_images(mnist.x_test), one_hot(mnist.y_test), spec.spawned_at)
+        callback = clock_callback(clock)
+        result = train(config, mnist, callbacks=[callback])
+        finished = time.time()
+        process_seconds = clock.process_seconds(finished)
         (x_train, _), _ = select_data(mnist, config)
-        # Measured before inference so the memory figure is training's alone.
-        report = measurements(clock, len(x_train), result.test_accuracy)
-        report["inference_images_per_second"] = inference_images_per_second(
-            config.model_path, mnist.x_test
+        # Each epoch trains on the digits and the synthetic outliers alike. Measured before
+        # inference so the memory figure is training's alone.
+        report = measurements(
+            clock, len(x_train) + config.outliers, result.test_accuracy, callback.model
         )
+        report |= {
+            "process_seconds": process_seconds,
+            "process_seconds_to_target": (
+                process_seconds if result.test_accuracy >= TARGET_ACCURACY else None
+            ),
+            "wrap_up_seconds": finished - clock.fit_ended_at,
+            "inference_images_per_second": inference_images_per_second(
+                config.model_path, mnist.x_test
+            ),
+        }
     return report
 
 
 WORKERS = {"reference": run_reference, "project": run_project}
 
 
-def run_worker(pipeline: str, epochs: int, limit: int | None, onednn: str) -> None:
+def run_worker(pipeline: str, spec: RunSpec, onednn: str) -> None:
     """Train one pipeline in this process and print its figures as one JSON line."""
     # The project sets oneDNN as train_model.py does, before TensorFlow is imported.
     setting = use_onednn(onednn) if pipeline == "project" else "oneDNN: TensorFlow's default"
-    report = WORKERS[pipeline](load_mnist(), epochs, limit)
-    print(json.dumps({"pipeline": pipeline, "onednn": setting, **report}))
+    report = WORKERS[pipeline](load_mnist(), spec)
+    print(json.dumps({"pipeline": pipeline, "seed": spec.seed, "onednn": setting, **report}))
 
 
 def worker_environment(pipeline: str) -> dict[str, str]:
@@ -235,13 +308,24 @@ def worker_environment(pipeline: str) -> dict[str, str]:
     return dict(os.environ)
 
 
-def spawn_worker(pipeline: str, epochs: int, limit: int | None, onednn: str) -> dict:
+def epochs_flag(pipeline: str) -> str:
+    """The command-line flag of a pipeline's epochs."""
+    return f"--{pipeline}-epochs"
+
+
+def spawn_worker(pipeline: str, epochs: int, limit: int | None, seed: int, onednn: str) -> dict:
     """Run one pipeline in a fresh Python process and return its figures."""
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", pipeline]
-    command += ["--epochs", str(epochs), "--onednn", onednn]
+    command += [epochs_flag(pipeline), str(epochs), "--seed", str(seed), "--onednn", onednn]
     command += ["--limit", str(limit)] if limit else []
+    environment = worker_environment(pipeline)
+    spawned_at = time.time()
     result = subprocess.run(
-        command, capture_output=True, text=True, cwd=REPO_ROOT, env=worker_environment(pipeline)
+        [*command, "--spawned-at", repr(spawned_at)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=environment,
     )
     if result.returncode != 0:
         sys.stderr.write(result.stderr)
@@ -251,14 +335,15 @@ def spawn_worker(pipeline: str, epochs: int, limit: int | None, onednn: str) -> 
 
 
 def collect_runs(
-    epochs: int, repeats: int, limit: int | None, onednn: str
+    epochs: dict[str, int], repeats: int, limit: int | None, onednn: str
 ) -> dict[str, list[dict]]:
-    """Alternate reference and project runs, `repeats` of each, reporting progress on stderr."""
+    """Alternate reference and project runs, `repeats` of each, run n with seed n, reporting
+    progress on stderr."""
     runs: dict[str, list[dict]] = {pipeline: [] for pipeline in PIPELINES}
     for repeat in range(1, repeats + 1):
         for pipeline in PIPELINES:
             start = time.perf_counter()
-            runs[pipeline].append(spawn_worker(pipeline, epochs, limit, onednn))
+            runs[pipeline].append(spawn_worker(pipeline, epochs[pipeline], limit, repeat, onednn))
             seconds = time.perf_counter() - start
             print(f"run {repeat}/{repeats} {pipeline}: {seconds:.0f} s", file=sys.stderr)
     return runs
@@ -267,7 +352,6 @@ def collect_runs(
 def cold_start_seconds() -> list[float]:
     """Wall seconds of `python test_model.py one.png` with the committed model, from cold."""
     from benchmarks.predict_speed import time_cli, write_pngs
-    from mnist_cnn.model import DEFAULT_MODEL_PATH
 
     with tempfile.TemporaryDirectory() as folder:
         paths = write_pngs(load_mnist().x_test[:1], Path(folder))
@@ -304,8 +388,31 @@ def compare(metric: Metric, runs: dict[str, list[dict]]) -> tuple[dict, float]:
     return {pipeline: spread(values[pipeline]) for pipeline in PIPELINES}, ratio
 
 
-def summarize(runs: dict[str, list[dict]], cold_starts: list[float] | None, settings: dict) -> dict:
-    """Everything the table shows, as JSON-ready data: spreads, ratios, targets and the runs."""
+def pipeline_spreads(runs: dict[str, list[dict]], value) -> dict[str, dict]:
+    """Each pipeline's spread of `value(run)` over its runs."""
+    return {pipeline: spread([value(run) for run in runs[pipeline]]) for pipeline in PIPELINES}
+
+
+def hardware_summary(runs: dict[str, list[dict]], cpu: dict) -> dict:
+    """The CPU, each pipeline's training FLOPs per image and its achieved share of the peak."""
+    peak = cpu["peak_flops_per_second"]
+    return {
+        "cpu": cpu,
+        "training_flops_per_image": {
+            pipeline: runs[pipeline][0]["training_flops_per_image"] for pipeline in PIPELINES
+        },
+        "share_of_peak": (
+            pipeline_spreads(runs, lambda run: run["gflops_per_second"] * GIGA / peak)
+            if peak
+            else None
+        ),
+    }
+
+
+def summarize(
+    runs: dict[str, list[dict]], cold_starts: list[float] | None, settings: dict, cpu: dict
+) -> dict:
+    """Everything the report shows, as JSON-ready data: spreads, ratios, targets and the runs."""
     metrics, ratios = {}, {}
     for metric in METRICS:
         spreads, ratios[metric.key] = compare(metric, runs)
@@ -317,13 +424,17 @@ def summarize(runs: dict[str, list[dict]], cold_starts: list[float] | None, sett
         }
         for target in TARGETS
     }
-    inference = [run["inference_images_per_second"] for run in runs["project"]]
+    project = runs["project"]
     return {
         "settings": settings,
         "metrics": metrics,
         "targets": targets,
-        "inference_images_per_second": spread(inference),
+        "wrap_up_seconds": spread([run["wrap_up_seconds"] for run in project]),
+        "inference_images_per_second": spread(
+            [run["inference_images_per_second"] for run in project]
+        ),
         "cold_start_seconds": spread(cold_starts) if cold_starts else None,
+        "hardware": hardware_summary(runs, cpu),
         "runs": runs,
     }
 
@@ -341,31 +452,58 @@ def format_ratio(ratio: float | None) -> str:
     return "n/a" if ratio is None else f"{ratio:.2f}x"
 
 
+def format_row(label: str, cells: list[str], last: str = "") -> str:
+    """One table row: the label, a cell per pipeline, then `last`."""
+    row = f"{label:<{LABEL_WIDTH}}" + "".join(f"{cell:<{CELL_WIDTH}}" for cell in cells) + last
+    return row.rstrip()
+
+
 def format_metrics(summary: dict) -> list[str]:
     """The comparison table: a row per metric, reference, project and their ratio."""
-    lines = [
-        f"{'metric':<{LABEL_WIDTH}}{'reference (median [min..max])':<{CELL_WIDTH}}"
-        f"{'project (median [min..max])':<{CELL_WIDTH}}project/reference"
-    ]
+    header = [f"{pipeline} (median [min..max])" for pipeline in PIPELINES]
+    lines = [format_row("metric", header, "project/reference")]
     for metric in METRICS:
         row = summary["metrics"][metric.key]
         cells = [format_spread(row[pipeline], metric.number) for pipeline in PIPELINES]
-        lines.append(
-            f"{metric.label:<{LABEL_WIDTH}}{cells[0]:<{CELL_WIDTH}}{cells[1]:<{CELL_WIDTH}}"
-            f"{format_ratio(row['ratio'])}"
-        )
+        lines.append(format_row(metric.label, cells, format_ratio(row["ratio"])))
     return lines
 
 
 def format_project_only(summary: dict) -> list[str]:
-    """Inference speed and cold start, which only the project has."""
+    """Wrap-up, inference speed and cold start, which only the project has."""
     cold = summary["cold_start_seconds"]
     return [
-        f"{'inference images/s':<{LABEL_WIDTH}}project, 10,000 test images, batch 1,024: "
+        "project only (median [min..max])",
+        f"{'wrap-up: end of fit to saved (s)':<{LABEL_WIDTH}}model, statistics, ONNX, plots: "
+        + format_spread(summary["wrap_up_seconds"], "{:.1f}"),
+        f"{'inference images/s':<{LABEL_WIDTH}}10,000 test images, batch {BATCH_SIZE:,}: "
         + format_spread(summary["inference_images_per_second"], "{:,.0f}"),
         f"{'cold start (s)':<{LABEL_WIDTH}}python test_model.py one.png: "
         + (format_spread(cold, "{:.2f}") if cold else "skipped"),
     ]
+
+
+def format_hardware(summary: dict) -> list[str]:
+    """FLOPs per image, the CPU's estimated peak and the share of it each pipeline achieved."""
+    hardware = summary["hardware"]
+    flops = ", ".join(
+        f"{pipeline} {count / 1e6:.2f} M"
+        for pipeline, count in hardware["training_flops_per_image"].items()
+    )
+    lines = [
+        "how close to the hardware",
+        f"{'training FLOPs per image':<{LABEL_WIDTH}}{flops}",
+        f"{'':<{LABEL_WIDTH}}counted from the Conv2D and Dense layers; a training step ~= 3x the "
+        "forward pass (forward + gradients w.r.t. inputs and weights)",
+        f"{'CPU peak FP32 (estimate)':<{LABEL_WIDTH}}{format_peak(hardware['cpu'])}",
+    ]
+    if hardware["cpu"]["note"]:
+        lines.append(f"{'':<{LABEL_WIDTH}}{hardware['cpu']['note']}")
+    if hardware["share_of_peak"]:
+        shares = hardware["share_of_peak"]
+        cells = [format_spread(shares[pipeline], "{:.1%}") for pipeline in PIPELINES]
+        lines.append(format_row("share of the peak", cells))
+    return lines
 
 
 def format_targets(summary: dict) -> list[str]:
@@ -374,23 +512,37 @@ def format_targets(summary: dict) -> list[str]:
     for target in TARGETS:
         ratio = format_ratio(summary["metrics"][target.key]["ratio"])
         verdict = "met" if summary["targets"][target.key]["met"] else "not met"
-        lines.append(f"  {target.goal:<40}{ratio:>8}   {verdict}")
+        lines.append(f"  {target.goal:<{GOAL_WIDTH}}{ratio:>8}   {verdict}")
     return lines
+
+
+def format_settings(summary: dict) -> list[str]:
+    """What ran where: epochs, images, runs, the CPU and each pipeline's oneDNN and precision."""
+    settings, cpu = summary["settings"], summary["hardware"]["cpu"]
+    images = f"first {settings['limit']:,}" if settings["limit"] else "all 60,000"
+    epochs = ", ".join(f"{pipeline} {settings['epochs'][pipeline]}" for pipeline in PIPELINES)
+    return [
+        f"epochs: {epochs}   training images: {images}   runs of each pipeline: "
+        f"{settings['repeats']}, alternating, seeds 1..{settings['repeats']}",
+        f"CPU: {cpu['model_name']}, {cpu['cores']} cores; vector flags: "
+        + (" ".join(cpu["flags"]) or "none of avx2, avx512f, amx"),
+    ] + [
+        f"{pipeline}: {summary['runs'][pipeline][0]['onednn']}; "
+        f"{summary['runs'][pipeline][0]['precision']}"
+        for pipeline in PIPELINES
+    ]
 
 
 def format_report(summary: dict) -> str:
     """The whole human-readable report."""
-    settings = summary["settings"]
-    images = f"first {settings['limit']:,}" if settings["limit"] else "all 60,000"
-    title = (
-        f"epochs: {settings['epochs']}   training images: {images}   "
-        f"runs of each pipeline: {settings['repeats']}, alternating"
-    )
-    settings_lines = [title] + [
-        f"{pipeline}: {summary['runs'][pipeline][0]['onednn']}" for pipeline in PIPELINES
+    sections = [
+        format_settings(summary),
+        format_metrics(summary),
+        format_project_only(summary),
+        format_hardware(summary),
+        format_targets(summary),
     ]
-    sections = [settings_lines, format_metrics(summary), format_project_only(summary)]
-    return "\n\n".join("\n".join(lines) for lines in [*sections, format_targets(summary)])
+    return "\n\n".join("\n".join(lines) for lines in sections)
 
 
 def positive_int(text: str) -> int:
@@ -406,7 +558,13 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--epochs", type=positive_int, default=6, help="epochs of each run")
+    for pipeline in PIPELINES:
+        parser.add_argument(
+            epochs_flag(pipeline),
+            type=positive_int,
+            default=DEFAULT_EPOCHS[pipeline],
+            help=f"epochs of each {pipeline} run",
+        )
     parser.add_argument("--repeats", type=positive_int, default=3, help="runs of each pipeline")
     parser.add_argument(
         "--limit", type=positive_int, default=None, help="train on the first N training images"
@@ -416,26 +574,34 @@ def parse_args() -> argparse.Namespace:
         "--skip-cold-start", action="store_true", help="do not time test_model.py's cold start"
     )
     add_onednn_flag(parser)  # the project's setting; the reference keeps TensorFlow's default
+    # A worker's own flags, given by spawn_worker.
     parser.add_argument("--worker", choices=PIPELINES, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--spawned-at", type=float, default=None, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 def main() -> None:
-    """Run the workers (or be one), then print the table or the JSON."""
+    """Run the workers (or be one), then print the report or the JSON."""
     args = parse_args()
+    epochs = {pipeline: vars(args)[f"{pipeline}_epochs"] for pipeline in PIPELINES}
     if args.worker:
-        run_worker(args.worker, args.epochs, args.limit, args.onednn)
+        spawned_at = args.spawned_at if args.spawned_at is not None else time.time()
+        spec = RunSpec(epochs[args.worker], args.limit, args.seed, spawned_at)
+        run_worker(args.worker, spec, args.onednn)
         return
-    runs = collect_runs(args.epochs, args.repeats, args.limit, args.onednn)
+    # First, so that a broken test_model.py stops the benchmark before the long training runs.
     cold_starts = None if args.skip_cold_start else cold_start_seconds()
+    runs = collect_runs(epochs, args.repeats, args.limit, args.onednn)
     settings = {
-        "epochs": args.epochs,
+        "epochs": epochs,
         "repeats": args.repeats,
+        "seeds": list(range(1, args.repeats + 1)),
         "limit": args.limit,
         "onednn": args.onednn,
         "target_accuracy": TARGET_ACCURACY,
     }
-    summary = summarize(runs, cold_starts, settings)
+    summary = summarize(runs, cold_starts, settings, describe_cpu())
     print(json.dumps(summary, indent=2) if args.json else format_report(summary))
 
 
