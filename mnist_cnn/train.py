@@ -37,7 +37,7 @@ class TrainConfig:
 
     epochs: int = 12
     batch_size: int = 256
-    learning_rate: float = 0.012
+    learning_rate: float = 0.006
     validation_split: float = 0.1
     patience: int = 5
     seed: int = 42
