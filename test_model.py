@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from mnist_cnn.cli import add_common_flags, expand_image_folders, start_tensorflow
+from mnist_cnn.config import DEFAULT_MODEL_PATH
 from mnist_cnn.data import NUM_CLASSES
 from mnist_cnn.errors import run_cli
-from mnist_cnn.model import DEFAULT_MODEL_PATH, load_trained_model
 from mnist_cnn.predict import classify_files
 
 
@@ -22,7 +23,13 @@ def parse_args() -> argparse.Namespace:
         "and the other files are still predicted.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
+    parser.add_argument(
+        "images",
+        nargs="+",
+        type=Path,
+        metavar="IMAGE",
+        help="image files, or folders whose image files are all read (in name order)",
+    )
     parser.add_argument(
         "--top-k",
         type=int,
@@ -50,16 +57,19 @@ def parse_args() -> argparse.Namespace:
         default=DEFAULT_MODEL_PATH,
         help="the trained model (.keras) made by train_model.py",
     )
+    add_common_flags(parser)
     return parser.parse_args()
 
 
 def main() -> int:
     """Print one line per readable image; return 1 if any image could not be read."""
     args = parse_args()
+    images = expand_image_folders(args.images)
+    start_tensorflow(args.verbose)
+    from mnist_cnn.model import load_trained_model
+
     model = load_trained_model(args.model_path)
-    lines, errors = classify_files(
-        model, args.images, args.top_k, args.json, args.save_preprocessed
-    )
+    lines, errors = classify_files(model, images, args.top_k, args.json, args.save_preprocessed)
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     for line in lines:

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from mnist_cnn import metrics, plots
+from mnist_cnn.config import DEFAULT_PLOTS_DIR
 from mnist_cnn.data import CHECKSUMS, NUM_CLASSES, load_mnist, to_model_input
 from mnist_cnn.errors import UserError
 from mnist_cnn.model import load_trained_model
@@ -23,7 +24,6 @@ from mnist_cnn.train import RunPaths, write_json_atomically
 TOP_CONFUSIONS = 5
 GALLERY_SIZE = 32  # digits per gallery: four rows of digit_grid's eight columns
 CURVES = ("accuracy", "loss")
-DEFAULT_PLOTS_DIR = Path("plots")
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,22 @@ import base64
 import io
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 from flask import Flask, Request, Response, current_app, jsonify, request
 from PIL import Image
 from werkzeug.exceptions import HTTPException
 
+from mnist_cnn.cli import add_common_flags, start_tensorflow
+from mnist_cnn.config import DEFAULT_MODEL_PATH
 from mnist_cnn.data import IMAGE_SIZE
 from mnist_cnn.errors import UserError, run_cli
-from mnist_cnn.model import DEFAULT_MODEL_PATH, load_trained_model
 from mnist_cnn.predict import predict_probabilities
 from mnist_cnn.preprocess import open_image, to_mnist
+
+if TYPE_CHECKING:  # Keras loads TensorFlow: imported in create_app, after the flags are parsed
+    import keras
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_PREFIX = "/api/"
@@ -109,6 +113,10 @@ def warm_up(model: keras.Model) -> None:
 
 def create_app(model: keras.Model | Path | str = DEFAULT_MODEL_PATH) -> Flask:
     """The Flask app; `model` is a loaded Keras model or the path of one, loaded once here."""
+    import keras
+
+    from mnist_cnn.model import load_trained_model
+
     if not isinstance(model, keras.Model):
         model = load_trained_model(model)
     warm_up(model)
@@ -131,12 +139,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
     parser.add_argument("--model-path", type=Path, default=DEFAULT_MODEL_PATH, help=".keras file")
+    add_common_flags(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Load the model once, then serve the app with Flask's threaded development server."""
     args = parse_args(argv)
+    start_tensorflow(args.verbose)
     app = create_app(args.model_path)
     print(f"Serving {args.model_path} at http://{args.host}:{args.port}/ (Ctrl-C to stop)")
     app.run(host=args.host, port=args.port, threaded=True)
