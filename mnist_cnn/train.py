@@ -318,13 +318,12 @@ def train_locked(
     mnist = mnist if mnist is not None else load_mnist(config.data_dir)
     (x_train, y_train), (x_val, y_val) = select_data(mnist, config)
 
-    prepare_run(paths, run_settings(config, data_digest(mnist)), config.restart)
-    earlier = read_epoch_log(paths.epoch_log)
-    best_val_loss = min(earlier["val_loss"]) if earlier.get("val_loss") else None
-
     steps_per_epoch = -(-len(x_train) // config.batch_size)
     model = build_model(config.model, config.learning_rate, config.epochs * steps_per_epoch)
     check_disk_space(paths.model.parent, model.count_params())
+    prepare_run(paths, run_settings(config, data_digest(mnist)), config.restart)
+    earlier = read_epoch_log(paths.epoch_log)
+    best_val_loss = min(earlier["val_loss"]) if earlier.get("val_loss") else None
     model.summary()
     if earlier:
         print(f"Resuming after epoch {len(earlier['val_loss'])} from {paths.backup_dir}")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import binascii
 import io
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +35,7 @@ API_PREFIX = "/api/"
 PREDICT_URL = API_PREFIX + "predict"
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024  # a canvas PNG is a few kB; phone photos fit too
 UPLOAD_FIELD = "image"
+JSON_EXAMPLE = '{"image": "data:image/png;base64,..."}'
 MODEL_KEY = "mnist_cnn.model"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -53,8 +56,32 @@ def png_data_url(digit: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def image_from_json(body: bytes) -> bytes:
+    """The image in a JSON body `{"image": "data:image/png;base64,..."}`, as canvas clients send.
+
+    Raises UserError for a body that is not JSON, has no `image`, or whose data URL is not
+    base64; what the bytes hold is checked later, like any upload.
+    """
+    try:
+        payload = json.loads(body)
+    except ValueError:  # also UnicodeDecodeError
+        raise UserError("the request body is not valid JSON") from None
+    url = payload.get(UPLOAD_FIELD) if isinstance(payload, dict) else None
+    if not isinstance(url, str):
+        raise UserError(f"no '{UPLOAD_FIELD}' in the JSON body: send {JSON_EXAMPLE}")
+    header, comma, data = url.partition(",")
+    if not (comma and header.startswith("data:") and header.endswith(";base64")):
+        raise UserError(f"'{UPLOAD_FIELD}' is not a base64 data URL: send {JSON_EXAMPLE}")
+    try:
+        return base64.b64decode(data, validate=True)
+    except binascii.Error:
+        raise UserError(f"'{UPLOAD_FIELD}' is a data URL whose data is not valid base64") from None
+
+
 def read_upload() -> tuple[bytes, str]:
-    """The posted image and a name for messages: the form field `image`, else the raw body."""
+    """The posted image and a name for messages: a form field, a JSON data URL, or the body."""
+    if request.is_json:
+        return image_from_json(request.get_data(cache=False)), "JSON image"
     if request.mimetype == "multipart/form-data":
         upload = request.files.get(UPLOAD_FIELD)
         if upload is None:
