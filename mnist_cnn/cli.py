@@ -116,11 +116,10 @@ def expand_image_folders(paths: Iterable[Path]) -> list[Path]:
         images = [child for child in files if child.suffix.lower() in suffixes]
         if not images:
             raise UserError(f"{path}: no image files in this folder")
-        if len(images) < len(files):
-            print(
-                f"{path}: skipped {len(files) - len(images)} files that are not images",
-                file=sys.stderr,
-            )
+        skipped = len(files) - len(images)
+        if skipped:
+            noun = "file that is not an image" if skipped == 1 else "files that are not images"
+            print(f"{path}: skipped {skipped} {noun}", file=sys.stderr)
         expanded.extend(images)
     return expanded
 

@@ -197,3 +197,17 @@ def test_missing_model_is_one_clean_line(monkeypatch, capsys, files, tmp_path):
 def test_top_k_out_of_range_is_a_usage_error(monkeypatch, capsys, k):
     status, _, err = cli(monkeypatch, capsys, "a.png", "--top-k", k)
     assert status == 2 and "--top-k" in err
+
+
+def test_a_folder_is_read_image_by_image_in_name_order(monkeypatch, capsys, tiny_model_path, files):
+    good, _ = files
+    folder = good[0].parent / "folder"
+    folder.mkdir()
+    copies = [folder / f"{n}-{path.name}" for n, path in enumerate(good)]
+    for source, copy in zip(good, copies, strict=True):
+        copy.write_bytes(source.read_bytes())
+    (folder / "README.txt").write_text("scans of my digits")
+    status, out, err = cli(monkeypatch, capsys, str(folder), "--model-path", str(tiny_model_path))
+    assert status == 0
+    assert err == f"{folder}: skipped 1 file that is not an image\n"
+    assert [line.split(": ")[0] for line in out.splitlines()] == [str(p) for p in copies]
