@@ -201,7 +201,7 @@ def data_digest(mnist: Mnist) -> str:
 def run_settings(config: TrainConfig, digest: str) -> dict:
     """The JSON-ready settings a run depends on (RESUME_SETTINGS) and its data's digest."""
     settings = {name: getattr(config, name) for name in RESUME_SETTINGS}
-    settings["data_dir"] = None if config.data_dir is None else str(Path(config.data_dir))
+    settings["data_dir"] = None if config.data_dir is None else str(Path(config.data_dir).resolve())
     return {**settings, DATA_DIGEST: digest}
 
 
@@ -237,7 +237,8 @@ def check_same_settings(paths: RunPaths, settings: dict) -> None:
     if differences:
         raise UserError(
             f"{paths.model}: the interrupted run of this model had {'; '.join(differences)}: "
-            "run it with its own flags to resume it, or add --restart to discard it and start over"
+            "run the command that started it to resume it, or add --restart to discard it and "
+            "start over"
         )
 
 
