@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -103,7 +104,7 @@ def start_training(args: list[str]) -> subprocess.Popen:
 
 
 def test_an_interrupted_run_resumes_at_the_next_epoch(tmp_path):
-    args = quick_args(tmp_path, epochs=3)
+    args = quick_args(tmp_path, epochs=2)
     process = start_training(args)
     paths = RunPaths(tmp_path / "m.keras")
     try:
@@ -120,15 +121,15 @@ def test_an_interrupted_run_resumes_at_the_next_epoch(tmp_path):
     error = one_error_line(changed)
     assert str(paths.model) in error and "--restart" in error
     assert "--model cnn, not --model strong" in error
-    assert "--epochs 3, not --epochs 4" in error
+    assert "--epochs 2, not --epochs 4" in error
     assert "--batch-size" not in error  # only the flags that differ
 
     result = run_script("train_model.py", *args)
     assert result.returncode == 0, result.stderr
     assert "Resuming after epoch" in result.stdout
-    assert "Epoch 1/3" not in result.stdout
+    assert "Epoch 1/2" not in result.stdout
     history = json.loads(paths.history.read_text())
-    assert len(history["val_loss"]) == 3
+    assert len(history["val_loss"]) == 2
     assert paths.model.exists() and not paths.backup_dir.exists()
 
 
@@ -186,19 +187,31 @@ def test_a_second_run_on_a_locked_model_path_stops_naming_the_first(tmp_path):
     assert not paths.backup_dir.exists() and not paths.epoch_log.exists()
 
 
-@pytest.mark.parametrize("flag", ["--model-path", "--plots-dir"])
-def test_an_unwritable_folder_is_one_line_before_training(tmp_path, flag):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("a file where a folder should be\n")
-    args = [*QUICK, "--epochs", "1", "--model-path", str(tmp_path / "m.keras"),
+def a_file(path: Path) -> Path:
+    """A regular file where a folder should be: no one, not even root, can write under it."""
+    path.write_text("a file, not a folder\n")
+    return path
+
+
+def test_an_unwritable_model_folder_is_one_line_before_training(tmp_path):
+    blocker = a_file(tmp_path / "models")
+    args = [*QUICK, "--epochs", "1", "--model-path", str(blocker / "m.keras"),
             "--plots-dir", str(tmp_path / "plots")]  # fmt: skip
-    target = blocker / ("m.keras" if flag == "--model-path" else "plots")
-    args[args.index(flag) + 1] = str(target)
     result = run_script("train_model.py", *args)
     assert result.returncode == 1
     error = one_error_line(result)
-    assert "cannot write" in error and str(blocker) in error
+    assert error.startswith(f"error: {blocker}: cannot write the model here: ")
     assert "Epoch 1/" not in result.stdout
+
+
+def test_an_unwritable_plots_folder_stops_before_training(tmp_path, mnist):
+    blocker = a_file(tmp_path / "plots")
+    config = TrainConfig(epochs=1, batch_size=64, limit=500, model_path=tmp_path / "m.keras",
+                         plots_dir=blocker / "curves", verbose=0)  # fmt: skip
+    with pytest.raises(UserError, match="cannot write the plots here") as error:
+        train(config, mnist)
+    assert str(error.value).startswith(str(blocker / "curves")) and "\n" not in str(error.value)
+    assert not RunPaths(config.model_path).backup_dir.exists()
 
 
 def test_too_little_disk_space_stops_before_the_first_epoch(tmp_path, mnist, monkeypatch):
