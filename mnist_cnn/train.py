@@ -349,9 +349,9 @@ def train_locked(
             verbose=config.verbose,
         )
     except KeyboardInterrupt:
+        when = f"during epoch {progress['epoch']}" if progress["epoch"] else "before epoch 1"
         raise KeyboardInterrupt(
-            f"interrupted during epoch {progress['epoch']} of {config.epochs}: "
-            "run the same command to resume"
+            f"interrupted {when} of {config.epochs}: run the same command to resume"
         ) from None
 
     history = read_epoch_log(paths.epoch_log)
