@@ -95,11 +95,17 @@ def wait_for_first_epoch(paths: RunPaths, process: subprocess.Popen, timeout: fl
         time.sleep(0.2)
 
 
+def default_sigint() -> None:
+    """Let the child take Ctrl-C even when pytest runs in a background job, which ignores it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_training(args: list[str]) -> subprocess.Popen:
     """train_model.py in the background, its output kept for the test to read."""
     return subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "train_model.py"), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+        preexec_fn=default_sigint,
     )  # fmt: skip
 
 
