@@ -15,7 +15,7 @@ from mnist_cnn.errors import UserError
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 # Other shapes a digit model may take, as Keras 2 examples of this design often did: the
-# 28x28 image without its channel axis, or flattened to 784 pixels. They are reshaped to.
+# 28x28 image without its channel axis, or flattened to 784 pixels: a Reshape is put in front.
 RESHAPED_INPUTS = ((IMAGE_SIZE, IMAGE_SIZE), (IMAGE_SIZE * IMAGE_SIZE,))
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first bytes of every .h5 file
 SAVED_MODEL_FILE = "saved_model.pb"
