@@ -24,7 +24,8 @@ QUIET_TF_LOG_LEVEL = "2"  # errors only: TensorFlow's INFO and WARNING lines are
 # TensorFlow logs a few lines through absl before it reads TF_CPP_MIN_LOG_LEVEL (its oneDNN
 # notice, twice, each after absl's own warning), so those are filtered out of stderr instead.
 ABSL_PRE_INIT_WARNING = "WARNING: All log messages before absl::InitializeLog() is called"
-ABSL_INFO_OR_WARNING = re.compile(r"^[IW]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
+ABSL_LINE = re.compile(r"^([IWEF])\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
+ABSL_SEVERITIES = "IWEF"  # INFO, WARNING, ERROR, FATAL: TF_CPP_MIN_LOG_LEVEL 0 to 3 hides below
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
@@ -33,8 +34,8 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--verbose",
         action="store_true",
-        help="show TensorFlow's own log lines, hidden by default (so does setting "
-        f"{TF_LOG_LEVEL_ENV} yourself)",
+        help="show TensorFlow's own log lines, hidden by default; "
+        f"{TF_LOG_LEVEL_ENV} in the environment, if set, chooses which (0: all)",
     )
 
 
@@ -48,9 +49,20 @@ def add_data_dir_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def is_tensorflow_chatter(line: str) -> bool:
-    """Whether a stderr line is one of the INFO/WARNING lines TensorFlow logs through absl."""
-    return line.startswith(ABSL_PRE_INIT_WARNING) or bool(ABSL_INFO_OR_WARNING.match(line))
+def is_below_log_level(line: str, level: int) -> bool:
+    """Whether a stderr line is a TensorFlow (absl) log line that `level` is meant to hide."""
+    if line.startswith(ABSL_PRE_INIT_WARNING):
+        return level > 0  # it only says that the lines around it bypass the level
+    match = ABSL_LINE.match(line)
+    return bool(match) and ABSL_SEVERITIES.index(match.group(1)) < level
+
+
+def tensorflow_log_level() -> int:
+    """TF_CPP_MIN_LOG_LEVEL as TensorFlow reads it: a number, 0 when unset or not a number."""
+    try:
+        return int(os.environ.get(TF_LOG_LEVEL_ENV, "0"))
+    except ValueError:
+        return 0
 
 
 @contextlib.contextmanager
@@ -72,15 +84,18 @@ def filtered_stderr(drop: Callable[[str], bool]) -> Iterator[None]:
 
 
 def start_tensorflow(verbose: bool = False) -> None:
-    """Import TensorFlow, its log lines hidden unless `verbose` or the user set the log level.
+    """Import TensorFlow, its INFO and WARNING log lines hidden unless `verbose`.
 
-    Call it after the flags are parsed and before anything else imports TensorFlow: the log
-    level is read once, at import. A real error still comes through as a Python exception.
+    A TF_CPP_MIN_LOG_LEVEL the user set is kept and applied to the lines TensorFlow logs
+    before reading it, too. Call this after the flags are parsed and before anything else
+    imports TensorFlow: the level is read once, at import. Real errors still come through.
     """
-    quiet = not verbose and TF_LOG_LEVEL_ENV not in os.environ
-    if quiet:
-        os.environ[TF_LOG_LEVEL_ENV] = QUIET_TF_LOG_LEVEL
-    with filtered_stderr(is_tensorflow_chatter) if quiet else contextlib.nullcontext():
+    if verbose:
+        importlib.import_module("tensorflow")
+        return
+    os.environ.setdefault(TF_LOG_LEVEL_ENV, QUIET_TF_LOG_LEVEL)
+    level = tensorflow_log_level()
+    with filtered_stderr(lambda line: is_below_log_level(line, level)):
         importlib.import_module("tensorflow")
 
 

@@ -15,7 +15,7 @@ from mnist_cnn.cli import (
     expand_image_folders,
     filtered_stderr,
     format_duration,
-    is_tensorflow_chatter,
+    is_below_log_level,
 )
 from mnist_cnn.errors import UserError
 
@@ -62,21 +62,27 @@ def test_the_version_is_the_same_in_the_package_and_pyproject():
     assert pyproject["project"]["version"] == __version__
 
 
-def test_tensorflow_chatter_is_recognised_and_nothing_else():
-    assert all(is_tensorflow_chatter(line) for line in ABSL_LINES)
-    assert not is_tensorflow_chatter("error: models/m.keras: no model here\n")
-    assert not is_tensorflow_chatter("E0000 00:00:1796003704.021034 3162 x.cc:1] a real error\n")
+def test_tensorflow_log_lines_are_hidden_below_the_level_and_nothing_else():
+    assert all(is_below_log_level(line, 2) for line in ABSL_LINES)
+    assert not any(is_below_log_level(line, 0) for line in ABSL_LINES)
+    assert not is_below_log_level("error: models/m.keras: no model here\n", 2)
+    assert not is_below_log_level("E0000 00:00:1796003704.021034 3162 x.cc:1] a real error\n", 2)
 
 
-def test_filtered_stderr_drops_chatter_written_by_cpp_and_keeps_the_rest(capfd):
-    with filtered_stderr(is_tensorflow_chatter):
+def test_filtered_stderr_drops_lines_written_by_cpp_and_keeps_the_rest(capfd):
+    with filtered_stderr(lambda line: is_below_log_level(line, 2)):
         os.write(2, "".join([*ABSL_LINES, "a real problem\n"]).encode())
     assert capfd.readouterr().err == "a real problem\n"
 
 
-@pytest.mark.parametrize(("verbose", "shown"), [(False, False), (True, True)])
-def test_tensorflow_logs_show_only_with_verbose(verbose, shown):
+@pytest.mark.parametrize(
+    ("verbose", "level", "shown"), [(False, None, False), (False, "2", False), (True, None, True),
+                                    (False, "0", True)]
+)  # fmt: skip
+def test_tensorflow_logs_show_only_when_asked(verbose, level, shown):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
     env["TF_ENABLE_ONEDNN_OPTS"] = "1"  # makes TensorFlow log its oneDNN notice at import
     code = f"from mnist_cnn.cli import start_tensorflow; start_tensorflow({verbose})"
     result = run_python(code, env)
