@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from mnist_cnn.cli import add_common_flags, expand_image_folders
 from mnist_cnn.data import NUM_CLASSES
 from mnist_cnn.errors import run_cli
 from mnist_cnn.predict import classify_files, load_classifier
@@ -21,7 +22,13 @@ def parse_args() -> argparse.Namespace:
         "and the other files are still predicted.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
+    parser.add_argument(
+        "images",
+        nargs="+",
+        type=Path,
+        metavar="IMAGE",
+        help="image files, or folders whose image files are all read (in name order)",
+    )
     parser.add_argument(
         "--top-k",
         type=int,
@@ -56,17 +63,19 @@ def parse_args() -> argparse.Namespace:
         "export, run on ONNX Runtime without TensorFlow (default: models/mnist_cnn.onnx when it "
         "was exported from models/mnist_cnn.keras, else that .keras)",
     )
+    add_common_flags(parser)
     return parser.parse_args()
 
 
 def main() -> int:
     """Print one line per readable image; return 1 if any image could not be read."""
     args = parse_args()
-    classifier, notes = load_classifier(args.model_path, args.accept_all)
+    images = expand_image_folders(args.images)
+    classifier, notes = load_classifier(args.model_path, args.accept_all, args.verbose)
     for note in notes:
         print(note, file=sys.stderr)
     lines, errors = classify_files(
-        classifier, args.images, args.top_k, args.json, args.save_preprocessed
+        classifier, images, args.top_k, args.json, args.save_preprocessed
     )
     for error in errors:
         print(f"error: {error}", file=sys.stderr)

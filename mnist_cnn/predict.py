@@ -47,18 +47,19 @@ class Readings:
 
 
 def load_classifier(
-    model_path: Path | None = None, accept_all: bool = False
+    model_path: Path | None = None, accept_all: bool = False, verbose: bool = False
 ) -> tuple[Classifier, list[str]]:
     """The classifier for `model_path` (`.keras`, `.h5` or `.onnx`), or when None for the
     default model (its ONNX export when that was made from it); and the notes to show the
-    user: an export passed over, statistics missing. `accept_all` turns rejection off.
+    user: an export passed over, statistics missing. `accept_all` turns rejection off;
+    `verbose` shows TensorFlow's log lines, if it is loaded.
 
     Raises UserError (one line) when the model cannot be loaded.
     """
     if model_path is None:
-        engine, note = load_default_engine(DEFAULT_MODEL_PATH)
+        engine, note = load_default_engine(DEFAULT_MODEL_PATH, verbose)
     else:
-        engine = load_engine(model_path)
+        engine = load_engine(model_path, verbose)
         stale = stale_export(engine) if isinstance(engine, OnnxEngine) else None
         note = f"note: {stale}" if stale else None
     notes = [note] if note else []

@@ -234,3 +234,17 @@ def test_statistics_beside_the_model_are_loaded_and_judge(tiny_model_path):
 def test_accept_all_turns_rejection_off(tiny_model_path):
     classifier, notes = load_classifier(tiny_model_path, accept_all=True)
     assert classifier.stats is None and notes == []
+
+
+def test_a_folder_is_read_image_by_image_in_name_order(monkeypatch, capsys, tiny_model_path, files):
+    good, _ = files
+    folder = good[0].parent / "folder"
+    folder.mkdir()
+    copies = [folder / f"{n}-{path.name}" for n, path in enumerate(good)]
+    for source, copy in zip(good, copies, strict=True):
+        copy.write_bytes(source.read_bytes())
+    (folder / "README.txt").write_text("scans of my digits")
+    status, out, err = cli(monkeypatch, capsys, str(folder), "--model-path", str(tiny_model_path))
+    assert status == 0
+    assert err == f"{folder}: skipped 1 file that is not an image\n"
+    assert [line.split(": ")[0] for line in out.splitlines()] == [str(p) for p in copies]

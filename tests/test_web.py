@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import socket
 import struct
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import zlib
 
 import numpy as np
@@ -203,5 +208,91 @@ def test_missing_model_is_one_line_without_traceback(tmp_path):
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    # Only the last line is ours: TensorFlow may print start-up notices before it.
-    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {missing}: no model")
+    # One line: TensorFlow's start-up notices are hidden without --verbose.
+    assert (
+        result.stderr.startswith(f"error: {missing}: no model") and result.stderr.count("\n") == 1
+    )
+
+
+# --- the JSON body: {"image": "data:image/png;base64,..."}, as canvas clients send ----------------
+
+
+def post_json(client, image: object):
+    """POST a JSON body `{"image": image}`."""
+    return client.post(API, json={"image": image})
+
+
+def as_data_url(body: bytes) -> str:
+    """`body` as a PNG data URL."""
+    return DATA_URL_PREFIX + base64.b64encode(body).decode("ascii")
+
+
+def test_json_data_url_gets_the_same_answer_as_the_raw_body(client, mnist):
+    body = png_bytes(mnist.x_test[0])
+    from_json, from_body = post_json(client, as_data_url(body)), post_png(client, body)
+    assert from_json.status_code == 200, from_json.data
+    for key in ("digit", "probabilities", "preprocessed"):
+        assert from_json.get_json()[key] == from_body.get_json()[key]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"picture": "data:image/png;base64,AAAA"}', "no 'image'"),
+        (b'["data:image/png;base64,AAAA"]', "no 'image'"),
+        (b'{"image": "iVBORw0KGgo="}', "not a base64 data URL"),
+        (b'{"image": "data:image/png;base64,@@not base64@@"}', "not valid base64"),
+        (b'{"image": "data:image/png;base64,aGVsbG8="}', "not an image"),
+    ],
+    ids=["not-json", "no-image", "not-an-object", "no-data-url", "bad-base64", "not-an-image"],
+)
+def test_bad_json_bodies_get_400(client, body, words):
+    assert_error(client.post(API, data=body, content_type="application/json"), 400, words)
+
+
+def test_too_big_json_gets_413(client):
+    image = as_data_url(b"\0" * MAX_UPLOAD_BYTES)
+    assert_error(post_json(client, image), 413)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def post_to_server(url: str, body: bytes, timeout: float = 180) -> tuple[int, dict]:
+    """POST a JSON body to a starting server, retrying until it listens: (status, JSON reply)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+        except urllib.error.URLError:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.5)
+
+
+def test_the_real_server_takes_a_json_data_url(tiny_model_path, mnist):
+    port = free_port()
+    command = [sys.executable, "-m", "mnist_cnn.web", "--port", str(port),
+               "--model-path", str(tiny_model_path)]  # fmt: skip
+    server = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        url = f"http://127.0.0.1:{port}{API}"
+        image = as_data_url(png_bytes(mnist.x_test[0]))
+        status, reply = post_to_server(url, json.dumps({"image": image}).encode())
+        assert status == 200 and reply["digit"] in range(10), reply
+        status, reply = post_to_server(url, b"{not json")
+        assert status == 400 and "not valid JSON" in reply["error"]
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=60)
+    assert b"Traceback" not in stderr
