@@ -1,0 +1,257 @@
+"""A picture of a number -> its digits: each one's MNIST-style 28x28 and its box, left to right.
+
+Pure: an image in, candidates out. After preprocess.py's polarity and lighting steps it
+  1. estimates the background locally when the light is uneven (a shadow's edge is lighting),
+  2. erases long thin straight lines (ruled and squared paper, margins, a form's frame),
+     keeping the digit's own strokes where they cross or run along a line,
+  3. splits the rest into connected components (OpenCV), merges the pieces of one digit,
+     drops specks much smaller than the digits, and orders the digits left to right,
+  4. gives each digit preprocess.normalise, the MNIST normalisation a single digit gets.
+Deciding which candidates are digits at all (an out-of-distribution score) is the caller's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from mnist_cnn.errors import UserError
+from mnist_cnn.preprocess import (
+    DECODE_SCALE,
+    DECODE_SIZE,
+    UNEVEN_LIGHT,
+    border,
+    denoise,
+    ink_strength,
+    ink_up,
+    normalise,
+    stroke_width,
+    to_grayscale,
+    uneven,
+)
+
+WORK_SIDE = DECODE_SIZE  # larger pictures are shrunk to this longer side: digits stay big
+# Uneven light: the background is a grey opening of a BACKGROUND_SIDE-pixel copy, its square
+# BACKGROUND_KERNEL pixels (an eighth of the picture) wider than any pen stroke of a digit.
+BACKGROUND_SIDE = 256
+BACKGROUND_KERNEL = 33
+# The light is uneven when the border's 10th and 90th percentiles lie further apart than
+# preprocess.UNEVEN_LIGHT of the ink's contrast: a shadow over a third of the picture is
+# invisible to the median-based test, which only sees the spread of the middle half.
+BORDER_PERCENTILES = (10, 90)
+MIN_PAPER = 0.05  # paper darker than this (of full scale) is not divided by: noise, not light
+# A straight run of ink at least this share of the picture's side along it may be a line ...
+LINE_SHARE = 0.5
+MAX_TILT_DEGREES = 1.0  # ... and it may be tilted this much (a phone photo of ruled paper)
+# ... and it is a line when it is at most this share of the pen's width thick: printed rules
+# are hairlines next to a pen, a 1 or a 7's bar is as thick as the pen that drew it.
+LINE_THIN = 0.6
+LINE_MARGIN = 2  # ink this many pixels thicker than a line, across it, is a stroke crossing it
+MIN_PIXELS = 3  # components smaller than this are noise at any scale
+# Components with at least this share of the largest one's pixels set the digits' height.
+SUBSTANTIAL = 0.15
+# Pieces overlapping by this share of the narrower one's width, and at most MERGE_GAP of the
+# digit height apart vertically, are one digit (a 5's lifted bar, a 4 in two strokes).
+MERGE_OVERLAP = 0.5
+MERGE_GAP = 0.3
+MIN_DIGIT_HEIGHT = 0.4  # groups lower than this share of the digit height are specks or dots
+MAX_CANDIDATES = 32  # more than this is a page of text, not a number
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One thing that may be a digit: its MNIST-style uint8 (28, 28) and where it was found."""
+
+    digit: np.ndarray  # uint8 (28, 28), light ink on black, as preprocess.to_mnist makes
+    box: tuple[int, int, int, int]  # (left, top, right, bottom) in the original image's pixels
+
+
+def shrink(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """Grey float (H, W) at most WORK_SIDE on its longer side, and the pixels per work pixel."""
+    longer = max(gray.shape)
+    if longer <= WORK_SIDE:
+        return gray, 1.0
+    scale = WORK_SIDE / longer
+    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA), 1.0 / scale
+
+
+def shadowed(gray: np.ndarray) -> bool:
+    """Whether ink-up float (H, W) has a large share of its border in another light."""
+    low, high = np.percentile(border(gray), BORDER_PERCENTILES)
+    return bool(high - low > UNEVEN_LIGHT * (float(gray.max()) - float(np.median(border(gray)))))
+
+
+def local_background(gray: np.ndarray) -> np.ndarray:
+    """Ink-up float (H, W) with the light removed: (pixel - paper) / how light the paper is."""
+    height, width = gray.shape
+    scale = BACKGROUND_SIDE / max(height, width)
+    small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(gray, small_size, interpolation=cv2.INTER_AREA)
+    # An opening wider than any stroke removes the ink and keeps steps in the light (a shadow).
+    kernel = np.ones((BACKGROUND_KERNEL, BACKGROUND_KERNEL), np.uint8)
+    opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
+    paper = cv2.resize(opened, (width, height), interpolation=cv2.INTER_LINEAR)
+    # Dark ink on paper: ink-up pixel = 1 - light * reflectance, so dividing by the paper's
+    # brightness (1 - paper) gives the same ink in the shadow as in full light.
+    return np.clip((gray - paper) / np.maximum(1.0 - paper, MIN_PAPER), 0.0, 1.0)
+
+
+def ink_map(image: Image.Image, name: str) -> tuple[np.ndarray, float]:
+    """Ink float32 (H, W) in [0, 1] at the work size, and the original pixels per work pixel.
+
+    Raises UserError "no digit found" when nothing stands out from the paper.
+    """
+    gray, scale = shrink(to_grayscale(image))
+    gray = ink_up(denoise(gray))
+    if uneven(gray) or shadowed(gray):
+        gray = local_background(gray)
+    return ink_strength(gray, name), scale * float(image.info.get(DECODE_SCALE, 1.0))
+
+
+def straight_runs(mask: np.ndarray) -> np.ndarray:
+    """Ink uint8 (H, W) on level runs at least LINE_SHARE of the width long, slightly tilted."""
+    length = max(2, round(LINE_SHARE * mask.shape[1]))
+    drift = math.ceil(length * math.tan(math.radians(MAX_TILT_DEGREES)) / 2)
+    # Thickening across the line first lets a slightly tilted line hold a level run.
+    band = cv2.dilate(mask, np.ones((2 * drift + 1, 1), np.uint8))
+    runs = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    return runs & mask
+
+
+def thin_lines(runs: np.ndarray, ink: np.ndarray, pen: float) -> tuple[np.ndarray, float]:
+    """The horizontal runs (uint8 (H, W)) with less ink across them than LINE_THIN of the pen.
+
+    Ink across is the run's ink (float (H, W) in [0, 1]) summed over its length: a ruling is
+    faint and thin, so a pale, blurred rule still counts as thin. Also returns the lines' mean
+    width in pixels (0.0 when there are none).
+    """
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=len(stats))[1:]
+    area, length = stats[1:, cv2.CC_STAT_AREA], np.maximum(stats[1:, cv2.CC_STAT_WIDTH], 1)
+    keep = np.flatnonzero(mass / length <= LINE_THIN * pen)
+    if keep.size == 0:
+        return np.zeros_like(runs), 0.0
+    lines = np.isin(labels, keep + 1).astype(np.uint8)
+    return lines, float(area[keep].sum() / length[keep].sum())
+
+
+def erase_level_lines(
+    mask: np.ndarray, runs: np.ndarray, ink: np.ndarray, pen: float
+) -> np.ndarray:
+    """Remove the thin horizontal lines among `runs` from `mask`, keeping strokes across them."""
+    lines, width = thin_lines(runs, ink, pen)
+    if width == 0.0:
+        return mask
+    # Ink thicker than a line across it (a stroke crossing, or lying along, the line) stays.
+    across = math.ceil(width) + LINE_MARGIN
+    strokes = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((across, 1), np.uint8))
+    return mask & ~(lines & ~strokes)
+
+
+def erase_lines(ink: np.ndarray) -> np.ndarray:
+    """The uint8 (H, W) 0/1 mask of float `ink` less long thin straight lines, level or upright."""
+    mask = (ink > 0).astype(np.uint8)
+    level, upright = straight_runs(mask), straight_runs(mask.T.copy()).T
+    rest = (mask & ~level & ~upright).astype(bool)
+    if not rest.any():
+        rest = mask.astype(bool)
+    # The pen's ink across a stroke (width times mean ink), from the ink not on a long straight
+    # run: a ruling is then thin next to it, and a digit's own long stroke (a 1) is not.
+    pen = stroke_width(rest) * float(ink[rest].mean())
+    mask = erase_level_lines(mask, level, ink, pen)
+    flipped = erase_level_lines(mask.T.copy(), upright.T.copy(), ink.T.copy(), pen)
+    return flipped.T.copy()
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Connected components of uint8 (H, W): labels int32 (H, W), and (N, 5) stats x, y, w, h,
+    area for the N components of at least MIN_PIXELS (label = row index + 1 before filtering).
+    """
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    stats = np.column_stack([np.arange(len(stats)), stats])[1:]  # label first, background out
+    return labels, stats[stats[:, 5] >= MIN_PIXELS]
+
+
+def digit_height(stats: np.ndarray) -> float:
+    """The typical digit height in pixels: the median height of the substantial components."""
+    substantial = stats[stats[:, 5] >= SUBSTANTIAL * stats[:, 5].max()]
+    return float(np.median(substantial[:, 4]))
+
+
+def same_digit(a: np.ndarray, b: np.ndarray, height: float) -> bool:
+    """Whether two components (label, x, y, w, h, area) are pieces of one digit."""
+    overlap = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    gap = max(a[2], b[2]) - min(a[2] + a[4], b[2] + b[4])
+    return overlap >= MERGE_OVERLAP * min(a[3], b[3]) and gap <= MERGE_GAP * height
+
+
+def group_pieces(stats: np.ndarray, height: float) -> list[list[int]]:
+    """Rows of `stats` grouped into digits: pieces stacked over each other are one digit."""
+    group = list(range(len(stats)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for i in range(len(stats)):
+        for j in range(i + 1, len(stats)):
+            if same_digit(stats[i], stats[j], height):
+                group[root(j)] = root(i)
+    members: dict[int, list[int]] = {}
+    for i in range(len(stats)):
+        members.setdefault(root(i), []).append(i)
+    return list(members.values())
+
+
+def bounding_box(stats: np.ndarray) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom), right and bottom exclusive, around components' stats rows."""
+    left, top = stats[:, 1].min(), stats[:, 2].min()
+    right, bottom = (stats[:, 1] + stats[:, 3]).max(), (stats[:, 2] + stats[:, 4]).max()
+    return int(left), int(top), int(right), int(bottom)
+
+
+def check_one_line(boxes: list[tuple[int, int, int, int]], name: str) -> None:
+    """Refuse a picture whose digits are not side by side: several lines, a page, a table."""
+    if len(boxes) > MAX_CANDIDATES:
+        raise UserError(
+            f"{name}: more than {MAX_CANDIDATES} digit candidates: "
+            "this reads one line of digits, not a page"
+        )
+    for i, first in enumerate(boxes):
+        for second in boxes[i + 1 :]:
+            if first[3] <= second[1] or second[3] <= first[1]:
+                raise UserError(f"{name}: several lines of writing: this reads one line of digits")
+
+
+def find_digits(image: Image.Image, name: str = "image") -> list[Candidate]:
+    """The digit candidates in `image`, left to right (at least one).
+
+    Raises UserError: "no digit found", more than MAX_CANDIDATES candidates, or several lines.
+    """
+    ink, scale = ink_map(image, name)
+    mask = erase_lines(ink)
+    labels, stats = components(mask)
+    if len(stats) == 0:
+        raise UserError(f"{name}: no digit found")
+    height = digit_height(stats)
+    groups = sorted(
+        (stats[rows] for rows in group_pieces(stats, height)), key=lambda g: g[:, 1].min()
+    )
+    boxes = [bounding_box(g) for g in groups]
+    tall = [box[3] - box[1] >= MIN_DIGIT_HEIGHT * height for box in boxes]
+    groups = [g for g, keep in zip(groups, tall, strict=True) if keep]
+    boxes = [box for box, keep in zip(boxes, tall, strict=True) if keep]
+    check_one_line(boxes, name)
+    candidates = []
+    for group, (left, top, right, bottom) in zip(groups, boxes, strict=True):
+        own = np.isin(labels[top:bottom, left:right], group[:, 0])
+        digit = normalise(np.where(own, ink[top:bottom, left:right], 0.0))
+        original = tuple(round(side * scale) for side in (left, top, right, bottom))
+        candidates.append(Candidate(digit, original))
+    return candidates
