@@ -31,25 +31,29 @@ from mnist_cnn.preprocess import (
     normalise,
     stroke_width,
     to_grayscale,
+    to_uint8,
     uneven,
 )
 
 WORK_SIDE = DECODE_SIZE  # larger pictures are shrunk to this longer side: digits stay big
-# Uneven light: the background is a grey opening of a BACKGROUND_SIDE-pixel copy, its square
-# BACKGROUND_KERNEL pixels (an eighth of the picture) wider than any pen stroke of a digit.
-BACKGROUND_SIDE = 256
+# Uneven light: the paper is a median of a copy BACKGROUND_SIDE pixels high (or wide, if
+# narrower) over BACKGROUND_KERNEL pixels, a quarter of that: a digit's strokes are a minority.
+BACKGROUND_SIDE = 128
 BACKGROUND_KERNEL = 33
-# The light is uneven when the border's 10th and 90th percentiles lie further apart than
-# preprocess.UNEVEN_LIGHT of the ink's contrast: a shadow over a third of the picture is
-# invisible to the median-based test, which only sees the spread of the middle half.
+# The light is uneven when the paper's border has its 10th and 90th percentiles further apart
+# than preprocess.UNEVEN_LIGHT of the ink's contrast: a shadow over a third of the picture is
+# invisible to preprocess.uneven, which only sees the spread of the middle half.
 BORDER_PERCENTILES = (10, 90)
 MIN_PAPER = 0.05  # paper darker than this (of full scale) is not divided by: noise, not light
 # A straight run of ink at least this share of the picture's side along it may be a line ...
 LINE_SHARE = 0.5
 MAX_TILT_DEGREES = 1.0  # ... and it may be tilted this much (a phone photo of ruled paper)
-# ... and it is a line when it is at most this share of the pen's width thick: printed rules
-# are hairlines next to a pen, a 1 or a 7's bar is as thick as the pen that drew it.
-LINE_THIN = 0.6
+LINE_GAP = 7  # ... and broken by gaps this long (pixels): a faint rule is not always whole
+# ... and it is a line when its ink across is at most this share of the pen's: printed rules
+# are faint hairlines next to a pen, a 1 or a 7's bar is as thick as the pen that drew it.
+LINE_THIN = 0.5
+PEN_PERCENTILE = 90  # the pen's strong ink: its soft edges are not what the pen laid down
+BARE_PERCENTILE = 25  # a rule's width is measured in its thinnest quarter, where no digit is
 LINE_MARGIN = 2  # ink this many pixels thicker than a line, across it, is a stroke crossing it
 MIN_PIXELS = 3  # components smaller than this are noise at any scale
 # Components with at least this share of the largest one's pixels set the digits' height.
@@ -58,6 +62,9 @@ SUBSTANTIAL = 0.15
 # digit height apart vertically, are one digit (a 5's lifted bar, a 4 in two strokes).
 MERGE_OVERLAP = 0.5
 MERGE_GAP = 0.3
+# A component holding another at least this share of its height is a frame (see frames).
+ENCLOSED = 0.3
+SPECK = 0.2  # components whose longer side is below this share of the digit height are dirt
 MIN_DIGIT_HEIGHT = 0.4  # groups lower than this share of the digit height are specks or dots
 MAX_CANDIDATES = 32  # more than this is a page of text, not a number
 
@@ -80,64 +87,99 @@ def shrink(gray: np.ndarray) -> tuple[np.ndarray, float]:
     return cv2.resize(gray, size, interpolation=cv2.INTER_AREA), 1.0 / scale
 
 
-def shadowed(gray: np.ndarray) -> bool:
-    """Whether ink-up float (H, W) has a large share of its border in another light."""
-    low, high = np.percentile(border(gray), BORDER_PERCENTILES)
-    return bool(high - low > UNEVEN_LIGHT * (float(gray.max()) - float(np.median(border(gray)))))
+def paper_light(gray: np.ndarray) -> np.ndarray:
+    """The paper's brightness, float (h, w) on a copy of grey float (H, W) BACKGROUND_SIDE high.
 
-
-def local_background(gray: np.ndarray) -> np.ndarray:
-    """Ink-up float (H, W) with the light removed: (pixel - paper) / how light the paper is."""
+    A median over a square wider than any stroke: ink and rulings are a minority there,
+    whatever their colour, and the median keeps a shadow's edge where it is.
+    """
     height, width = gray.shape
-    scale = BACKGROUND_SIDE / max(height, width)
+    scale = BACKGROUND_SIDE / min(height, width)
     small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = cv2.resize(gray, small_size, interpolation=cv2.INTER_AREA)
-    # An opening wider than any stroke removes the ink and keeps steps in the light (a shadow).
-    kernel = np.ones((BACKGROUND_KERNEL, BACKGROUND_KERNEL), np.uint8)
-    opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
-    paper = cv2.resize(opened, (width, height), interpolation=cv2.INTER_LINEAR)
-    # Dark ink on paper: ink-up pixel = 1 - light * reflectance, so dividing by the paper's
-    # brightness (1 - paper) gives the same ink in the shadow as in full light.
-    return np.clip((gray - paper) / np.maximum(1.0 - paper, MIN_PAPER), 0.0, 1.0)
+    small = cv2.resize(to_uint8(gray), small_size, interpolation=cv2.INTER_AREA)
+    # medianBlur repeats the edge row, which would make a rule along the edge the paper.
+    half = BACKGROUND_KERNEL // 2
+    padded = cv2.copyMakeBorder(small, half, half, half, half, cv2.BORDER_REFLECT_101)
+    # It takes any odd size for 8-bit images only; 1/255 is far below the ink floor.
+    median = cv2.medianBlur(padded, BACKGROUND_KERNEL)[half:-half, half:-half]
+    return median.astype(np.float32) / 255.0
+
+
+def shadowed(gray: np.ndarray, paper: np.ndarray) -> bool:
+    """Whether much of the paper's border (`paper_light`) lies in another light than the rest."""
+    low, high = np.percentile(border(paper), BORDER_PERCENTILES)
+    contrast = float(np.abs(gray - np.median(border(gray))).max())
+    return bool(high - low > UNEVEN_LIGHT * contrast)
+
+
+def local_background(gray: np.ndarray, paper: np.ndarray) -> np.ndarray:
+    """Grey float (H, W) -> ink-up float (H, W), ink measured against the paper around it.
+
+    The ink's colour is the larger departure from the paper (`paper_light`), and the ink is
+    divided by the light the paper gets, so a digit reads the same in a shadow as in full light.
+    """
+    height, width = gray.shape
+    paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
+    above, below = gray - paper, paper - gray
+    if below.max() > above.max():  # dark ink: its darkness over the paper's brightness
+        return np.clip(below / np.maximum(paper, MIN_PAPER), 0.0, 1.0)
+    return np.clip(above / np.maximum(1.0 - paper, MIN_PAPER), 0.0, 1.0)
 
 
 def ink_map(image: Image.Image, name: str) -> tuple[np.ndarray, float]:
     """Ink float32 (H, W) in [0, 1] at the work size, and the original pixels per work pixel.
 
-    Raises UserError "no digit found" when nothing stands out from the paper.
+    Even light takes preprocess.py's steps unchanged (so a single digit reads as it always
+    has); uneven light, a shadow, takes local_background. Raises UserError "no digit found"
+    when nothing stands out from the paper.
     """
     gray, scale = shrink(to_grayscale(image))
-    gray = ink_up(denoise(gray))
-    if uneven(gray) or shadowed(gray):
-        gray = local_background(gray)
-    return ink_strength(gray, name), scale * float(image.info.get(DECODE_SCALE, 1.0))
+    gray = denoise(gray)
+    flipped, paper = ink_up(gray), paper_light(gray)
+    if uneven(flipped) or shadowed(gray, paper):
+        flipped = local_background(gray, paper)
+    return ink_strength(flipped, name), scale * float(image.info.get(DECODE_SCALE, 1.0))
 
 
 def straight_runs(mask: np.ndarray) -> np.ndarray:
     """Ink uint8 (H, W) on level runs at least LINE_SHARE of the width long, slightly tilted."""
     length = max(2, round(LINE_SHARE * mask.shape[1]))
     drift = math.ceil(length * math.tan(math.radians(MAX_TILT_DEGREES)) / 2)
-    # Thickening across the line first lets a slightly tilted line hold a level run.
+    # Thickening across the line first lets a slightly tilted line hold a level run, and
+    # closing short gaps along it keeps a faint rule whole where JPEG or the paper broke it.
     band = cv2.dilate(mask, np.ones((2 * drift + 1, 1), np.uint8))
+    band = cv2.morphologyEx(band, cv2.MORPH_CLOSE, np.ones((1, LINE_GAP), np.uint8))
     runs = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
     return runs & mask
+
+
+def across_run(own: np.ndarray, ink: np.ndarray) -> tuple[float, float]:
+    """A level run's (bool (h, w), its box) ink and pixel count across it, where it is bare."""
+    # Digits crossing a rule thicken some of its columns: its thinnest quarter is bare rule.
+    columns = own.any(axis=0)
+    mass = np.percentile((ink * own).sum(axis=0)[columns], BARE_PERCENTILE)
+    width = np.percentile(own.sum(axis=0)[columns], BARE_PERCENTILE)
+    return float(mass), float(width)
 
 
 def thin_lines(runs: np.ndarray, ink: np.ndarray, pen: float) -> tuple[np.ndarray, float]:
     """The horizontal runs (uint8 (H, W)) with less ink across them than LINE_THIN of the pen.
 
-    Ink across is the run's ink (float (H, W) in [0, 1]) summed over its length: a ruling is
-    faint and thin, so a pale, blurred rule still counts as thin. Also returns the lines' mean
+    Ink across is the ink (float (H, W) in [0, 1]) summed across the run: a ruling is faint
+    and thin, so a pale, blurred rule still counts as thin. Also returns the widest line's
     width in pixels (0.0 when there are none).
     """
     _, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
-    mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=len(stats))[1:]
-    area, length = stats[1:, cv2.CC_STAT_AREA], np.maximum(stats[1:, cv2.CC_STAT_WIDTH], 1)
-    keep = np.flatnonzero(mass / length <= LINE_THIN * pen)
-    if keep.size == 0:
+    keep, widest = [], 0.0
+    for label, (left, top, width, height, _) in enumerate(stats[1:], start=1):
+        box = np.s_[top : top + height, left : left + width]
+        mass, across = across_run(labels[box] == label, ink[box])
+        if mass <= LINE_THIN * pen:
+            keep.append(label)
+            widest = max(widest, across)
+    if not keep:
         return np.zeros_like(runs), 0.0
-    lines = np.isin(labels, keep + 1).astype(np.uint8)
-    return lines, float(area[keep].sum() / length[keep].sum())
+    return np.isin(labels, keep).astype(np.uint8), widest
 
 
 def erase_level_lines(
@@ -149,7 +191,14 @@ def erase_level_lines(
         return mask
     # Ink thicker than a line across it (a stroke crossing, or lying along, the line) stays.
     across = math.ceil(width) + LINE_MARGIN
-    strokes = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((across, 1), np.uint8))
+    # Outside the picture is no ink: a rule along its edge is not thick there.
+    strokes = cv2.morphologyEx(
+        mask,
+        cv2.MORPH_OPEN,
+        np.ones((across, 1), np.uint8),
+        borderType=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     return mask & ~(lines & ~strokes)
 
 
@@ -160,9 +209,10 @@ def erase_lines(ink: np.ndarray) -> np.ndarray:
     rest = (mask & ~level & ~upright).astype(bool)
     if not rest.any():
         rest = mask.astype(bool)
-    # The pen's ink across a stroke (width times mean ink), from the ink not on a long straight
-    # run: a ruling is then thin next to it, and a digit's own long stroke (a 1) is not.
-    pen = stroke_width(rest) * float(ink[rest].mean())
+    # The pen's ink across a stroke (its width times its strong ink), from the ink not on a
+    # long straight run: a ruling is then thin next to it, and a digit's own long stroke (a 1,
+    # soft-edged as it may be) is not.
+    pen = stroke_width(rest) * float(np.percentile(ink[rest], PEN_PERCENTILE))
     mask = erase_level_lines(mask, level, ink, pen)
     flipped = erase_level_lines(mask.T.copy(), upright.T.copy(), ink.T.copy(), pen)
     return flipped.T.copy()
@@ -181,6 +231,24 @@ def digit_height(stats: np.ndarray) -> float:
     """The typical digit height in pixels: the median height of the substantial components."""
     substantial = stats[stats[:, 5] >= SUBSTANTIAL * stats[:, 5].max()]
     return float(np.median(substantial[:, 4]))
+
+
+def frames(stats: np.ndarray) -> np.ndarray:
+    """bool (N,): components (rows of `stats`) whose box holds another one of some size.
+
+    A digit never holds another digit: what does is a form's box, or a frame drawn around the
+    number, left over when its sides were too short or too thick to be erased as lines.
+    """
+    left, top = stats[:, 1], stats[:, 2]
+    right, bottom = left + stats[:, 3], top + stats[:, 4]
+    holds = (
+        (left[:, None] < left[None, :])
+        & (top[:, None] < top[None, :])
+        & (right[:, None] > right[None, :])
+        & (bottom[:, None] > bottom[None, :])
+        & (stats[None, :, 4] >= ENCLOSED * stats[:, None, 4])
+    )
+    return holds.any(axis=1)
 
 
 def same_digit(a: np.ndarray, b: np.ndarray, height: float) -> bool:
@@ -237,9 +305,11 @@ def find_digits(image: Image.Image, name: str = "image") -> list[Candidate]:
     ink, scale = ink_map(image, name)
     mask = erase_lines(ink)
     labels, stats = components(mask)
+    stats = stats[~frames(stats)]
     if len(stats) == 0:
         raise UserError(f"{name}: no digit found")
     height = digit_height(stats)
+    stats = stats[np.maximum(stats[:, 3], stats[:, 4]) >= SPECK * height]
     groups = sorted(
         (stats[rows] for rows in group_pieces(stats, height)), key=lambda g: g[:, 1].min()
     )

@@ -1,0 +1,185 @@
+"""Finding the digits of a number in a picture: lines, frames, specks, shadows, several digits."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_cnn.errors import UserError
+from mnist_cnn.model import load_trained_model
+from mnist_cnn.predict import predict_probabilities
+from mnist_cnn.preprocess import open_image, to_mnist
+from mnist_cnn.segment import MAX_CANDIDATES, find_digits
+
+DATA = Path(__file__).resolve().parent / "data"
+CASES = {"pencil_on_ruled_paper.jpg": "6", "shadow_across_digit.jpg": "5", "two_digits.png": "42"}
+NUMBERS = 500
+SEED = 20261130
+BACKGROUNDS = ("plain", "ruled", "squared", "form", "specks", "shadow")
+MIN_HEIGHT, MAX_HEIGHT = 28, 60  # digit heights in pixels: small pictures keep the test fast
+
+
+# --- generated numbers -------------------------------------------------------------------------
+
+
+def digit_ink(digit: np.ndarray, height: int, slant: float) -> np.ndarray:
+    """An MNIST digit's ink, float in [0, 1], cropped, `height` px tall and sheared by `slant`."""
+    rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
+    crop = Image.fromarray(digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    width = max(1, round(crop.width * height / crop.height))
+    grown = crop.resize((width, height), Image.Resampling.BICUBIC)
+    shift = abs(slant) * height
+    sheared = grown.transform(
+        (width + round(shift), height),
+        Image.Transform.AFFINE,
+        (1, slant, -shift if slant > 0 else 0, 0, 1, 0),
+        Image.Resampling.BICUBIC,
+    )
+    ink = np.asarray(sheared, dtype=np.float32) / 255
+    cols = np.flatnonzero(ink.max(axis=0) > 0.1)
+    return ink[:, cols[0] : cols[-1] + 1]
+
+
+def rule(paper: np.ndarray, rng: np.random.Generator, height: int, across: bool) -> None:
+    """Draw faint rules through digits `height` px tall on `paper` (float darkness).
+
+    Rows, or columns if `across`, every 0.35 to 0.7 digit heights. A printed rule is a few
+    tenths of a pen's width: 1 px next to digits under 45 px tall (strokes of 3 to 5 px),
+    1 or 2 px next to taller ones.
+    """
+    step = height * rng.uniform(0.35, 0.7)
+    strength, width = rng.uniform(0.25, 0.6), int(rng.integers(1, 3 if height >= 45 else 2))
+    size = paper.shape[1] if across else paper.shape[0]
+    for start in np.arange(rng.uniform(0, step), size, step).astype(int):
+        if across:
+            paper[:, start : start + width] = np.maximum(paper[:, start : start + width], strength)
+        else:
+            paper[start : start + width] = np.maximum(paper[start : start + width], strength)
+
+
+def number_picture(
+    digits: list[np.ndarray], background: str, rng: np.random.Generator
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """A dark-on-light uint8 picture of the digits side by side, and each digit's column span."""
+    height = int(rng.integers(MIN_HEIGHT, MAX_HEIGHT + 1))
+    slant = rng.uniform(-0.25, 0.25)
+    inks = [digit_ink(d, round(height * rng.uniform(0.85, 1.1)), slant) for d in digits]
+    gaps = [round(rng.uniform(0.04, 0.4) * height) + 1 for _ in inks[1:]]
+    margin = round(height * rng.uniform(0.5, 1.0))
+    width = sum(i.shape[1] for i in inks) + sum(gaps) + 2 * margin
+    tall = round(height * rng.uniform(1.8, 2.6))
+    darkness = np.zeros((tall, width), np.float32)
+    spans, left = [], margin
+    for n, ink in enumerate(inks):
+        top = (tall - ink.shape[0]) // 2 + int(rng.integers(-height // 10, height // 10 + 1))
+        area = darkness[top : top + ink.shape[0], left : left + ink.shape[1]]
+        np.maximum(area, ink * rng.uniform(0.75, 1.0), out=area)
+        spans.append((left, left + ink.shape[1]))
+        left += ink.shape[1] + (gaps[n] if n < len(gaps) else 0)
+    paper = np.zeros_like(darkness)
+    if background in ("ruled", "squared"):
+        rule(paper, rng, height, across=False)
+    if background == "squared":
+        rule(paper, rng, height, across=True)
+    if background == "ruled" and rng.random() < 0.5:
+        margin_at = int(rng.integers(2, max(3, margin - 2)))
+        paper[:, margin_at : margin_at + 2] = rng.uniform(0.3, 0.6)
+    if background == "form":
+        pad = round(height * rng.uniform(0.15, 0.35))
+        top, bottom = max(0, (tall - height) // 2 - pad), min(tall - 1, (tall + height) // 2 + pad)
+        left, right = max(0, margin - pad), min(width - 2, width - margin + pad)
+        strength = rng.uniform(0.5, 0.9)
+        for rows, cols in (
+            (slice(top, top + 2), slice(left, right + 2)),
+            (slice(bottom, bottom + 2), slice(left, right + 2)),
+            (slice(top, bottom + 2), slice(left, left + 2)),
+            (slice(top, bottom + 2), slice(right, right + 2)),
+        ):
+            paper[rows, cols] = strength
+    if background == "specks":
+        for _ in range(int(rng.integers(2, 7))):
+            radius = rng.uniform(0.7, max(1.0, 0.05 * height))
+            y, x = rng.uniform(0, tall), rng.uniform(0, width)
+            yy, xx = np.ogrid[:tall, :width]
+            dot = (yy - y) ** 2 + (xx - x) ** 2 <= radius**2
+            near = (yy - y) ** 2 + (xx - x) ** 2 <= (radius + 3) ** 2
+            if not darkness[near].any():  # dirt next to the digits, not on a stroke
+                paper[dot] = rng.uniform(0.5, 1.0)
+    light = np.full((tall, width), rng.uniform(0.8, 0.97), np.float32)
+    if background == "shadow":
+        edge = rng.uniform(0.2, 0.8) * width
+        soft = rng.uniform(1, 0.3 * height)
+        shade = 1 / (1 + np.exp(-(np.arange(width) - edge) / soft))
+        if rng.random() < 0.5:
+            shade = shade[::-1]
+        light *= 1 - rng.uniform(0.35, 0.6) * shade[np.newaxis, :]
+    picture = light * (1 - np.maximum(darkness, paper) * 0.92)
+    picture += rng.normal(0, 0.01, picture.shape)
+    return np.clip(picture * 255, 0, 255).astype(np.uint8), spans
+
+
+def as_file(picture: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """Light-on-dark for one in three, and a JPEG for one in three, decoded as the CLI does."""
+    if rng.random() < 1 / 3:
+        picture = 255 - picture
+    buffer = io.BytesIO()
+    if rng.random() < 1 / 3:
+        Image.fromarray(picture).convert("RGB").save(
+            buffer, "JPEG", quality=int(rng.integers(75, 96))
+        )
+    else:
+        Image.fromarray(picture).save(buffer, "PNG")
+    return open_image(buffer.getvalue())
+
+
+def generated_numbers(mnist, count: int, seed: int):
+    """(picture, its digits' labels, background kind) for `count` numbers of 2 to 6 digits."""
+    rng = np.random.default_rng(seed)
+    for n in range(count):
+        chosen = rng.choice(len(mnist.x_test), int(rng.integers(2, 7)), replace=False)
+        background = BACKGROUNDS[n % len(BACKGROUNDS)]
+        picture, _ = number_picture([mnist.x_test[i] for i in chosen], background, rng)
+        yield as_file(picture, rng), mnist.y_test[chosen], background
+
+
+@pytest.fixture(scope="module")
+def model(committed_model_path):
+    """The committed model, loaded once for this file."""
+    return load_trained_model(committed_model_path)
+
+
+def read_number(model, image: Image.Image, name: str = "image") -> str:
+    """The number the model reads in `image`, digit by digit."""
+    digits = np.stack([c.digit for c in find_digits(image, name)])
+    return "".join(str(d) for d in predict_probabilities(model, digits).argmax(axis=1))
+
+
+def test_generated_numbers_on_every_kind_of_paper(model, mnist):
+    found, read, right_numbers, per_kind = [], [], 0, dict.fromkeys(BACKGROUNDS, 0)
+    pictures = list(generated_numbers(mnist, NUMBERS, SEED))
+    candidates = [find_digits(image) for image, _, _ in pictures]
+    digits = np.stack([c.digit for cs in candidates for c in cs])
+    guesses = iter(predict_probabilities(model, digits).argmax(axis=1))
+    right_digits = total_digits = 0
+    for (_, labels, background), cs in zip(pictures, candidates, strict=True):
+        guess = [next(guesses) for _ in cs]
+        found.append(len(cs) == len(labels))
+        read.append(guess)
+        total_digits += len(labels)
+        if len(cs) == len(labels):
+            right_digits += int(np.sum(np.asarray(guess) == labels))
+        if list(guess) == list(labels):
+            right_numbers += 1
+            per_kind[background] += 1
+    digit_score, number_score = right_digits / total_digits, right_numbers / NUMBERS
+    shown = ", ".join(f"{k} {v / (NUMBERS / len(BACKGROUNDS)):.0%}" for k, v in per_kind.items())
+    print(
+        f"\n{NUMBERS} generated numbers: digits right {digit_score:.2%}, "
+        f"numbers right {number_score:.2%}, digit count right {np.mean(found):.2%} ({shown})"
+    )
+    assert digit_score >= 0.97
+    assert number_score >= 0.93
