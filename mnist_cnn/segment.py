@@ -26,6 +26,7 @@ from mnist_cnn.preprocess import (
     UNEVEN_LIGHT,
     border,
     denoise,
+    even_out,
     ink_strength,
     ink_up,
     normalise,
@@ -94,7 +95,7 @@ def paper_light(gray: np.ndarray) -> np.ndarray:
     whatever their colour, and the median keeps a shadow's edge where it is.
     """
     height, width = gray.shape
-    scale = BACKGROUND_SIDE / min(height, width)
+    scale = min(1.0, BACKGROUND_SIDE / min(height, width))
     small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = cv2.resize(to_uint8(gray), small_size, interpolation=cv2.INTER_AREA)
     # medianBlur repeats the edge row, which would make a rule along the edge the paper.
@@ -129,15 +130,17 @@ def local_background(gray: np.ndarray, paper: np.ndarray) -> np.ndarray:
 def ink_map(image: Image.Image, name: str) -> tuple[np.ndarray, float]:
     """Ink float32 (H, W) in [0, 1] at the work size, and the original pixels per work pixel.
 
-    Even light takes preprocess.py's steps unchanged (so a single digit reads as it always
-    has); uneven light, a shadow, takes local_background. Raises UserError "no digit found"
+    Light that changes smoothly takes preprocess.py's steps unchanged (so a single digit reads
+    as it always has); a shadow's edge on the border takes local_background. Raises UserError "no digit found"
     when nothing stands out from the paper.
     """
     gray, scale = shrink(to_grayscale(image))
     gray = denoise(gray)
     flipped, paper = ink_up(gray), paper_light(gray)
-    if uneven(flipped) or shadowed(gray, paper):
+    if shadowed(gray, paper):
         flipped = local_background(gray, paper)
+    elif uneven(flipped):
+        flipped = even_out(flipped)
     return ink_strength(flipped, name), scale * float(image.info.get(DECODE_SCALE, 1.0))
 
 
