@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist_cnn.data import NUM_CLASSES, to_model_input
+from mnist_cnn.data import IMAGE_SIZE, NUM_CLASSES, to_model_input
 from mnist_cnn.errors import UserError
-from mnist_cnn.preprocess import read_digits
+from mnist_cnn.preprocess import open_image
+from mnist_cnn.segment import Candidate, find_digits, whole_picture
 
 BATCH_SIZE = 1024  # images per model call: large enough to amortise the call, small in memory
 
@@ -58,6 +59,48 @@ def format_json(name: str, probs: np.ndarray, k: int = 1, saved: Path | None = N
     return json.dumps(record)
 
 
+def read_number(candidates: list[Candidate], probs: np.ndarray) -> dict:
+    """The number read from digit candidates (left to right) and their probabilities (N, 10).
+
+    Returns {"number": "42", "digits": [{digit, confidence, probabilities, box}, ...]}, the box
+    (left, top, right, bottom) in the original picture's pixels. The caller passes only the
+    candidates it takes for digits (a "not a digit" score may drop some before this).
+    """
+    digits = [
+        {
+            "digit": int(np.argmax(p)),
+            "confidence": round(float(np.max(p)), 6),
+            "probabilities": [round(float(q), 6) for q in p],
+            "box": list(candidate.box),
+        }
+        for candidate, p in zip(candidates, probs, strict=True)
+    ]
+    return {"number": "".join(str(d["digit"]) for d in digits), "digits": digits}
+
+
+def format_number_line(name: str, probs: np.ndarray, k: int = 1) -> str:
+    """A picture's line: one digit as format_line, several as `name: 42 (4: 99.8%, 2: 97.1%)`."""
+    if len(probs) == 1:
+        return format_line(name, probs[0], k)
+    best = [(int(np.argmax(p)), float(np.max(p))) for p in probs]
+    number = "".join(str(d) for d, _ in best)
+    return f"{name}: {number} (" + ", ".join(f"{d}: {c:.1%}" for d, c in best) + ")"
+
+
+def format_number_json(
+    name: str, candidates: list[Candidate], probs: np.ndarray, k: int = 1, saved: list | None = None
+) -> str:
+    """One JSON line: `number` and `digits`, plus format_json's fields for a one-digit picture."""
+    record = json.loads(format_json(name, probs[0], k)) if len(probs) == 1 else {"path": name}
+    record.update(read_number(candidates, probs))
+    if saved is not None:
+        if len(saved) == 1:
+            record["preprocessed"] = str(saved[0])
+        for digit, path in zip(record["digits"], saved, strict=True):
+            digit["preprocessed"] = str(path)
+    return json.dumps(record)
+
+
 def unique_png_names(paths: list[Path]) -> list[str]:
     """A distinct `stem.png` per path; a stem already taken gets -2, -3 ... appended."""
     names: list[str] = []
@@ -68,6 +111,13 @@ def unique_png_names(paths: list[Path]) -> list[str]:
             name = f"{path.stem}-{count}.png"
         names.append(name)
     return names
+
+
+def digit_names(path: Path, count: int) -> list[Path]:
+    """What each of a picture's `count` digits is saved as: photo.png, or photo-1.png, ..."""
+    if count == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(1, count + 1)]
 
 
 def save_digits(digits: np.ndarray, paths: list[Path], out_dir: Path) -> list[Path]:
@@ -82,15 +132,55 @@ def save_digits(digits: np.ndarray, paths: list[Path], out_dir: Path) -> list[Pa
     return written
 
 
+def read_pictures(
+    paths: list[Path], single: bool = False
+) -> tuple[list[Path], list[list[Candidate]], list[UserError]]:
+    """Find the digits in each file: (the readable paths, each one's candidates, the errors).
+
+    `single` reads each whole picture as one digit, as preprocess.to_mnist does.
+    """
+    good, found, errors = [], [], []
+    for path in map(Path, paths):
+        try:
+            image = open_image(path)
+            found.append(
+                [whole_picture(image, str(path))] if single else find_digits(image, str(path))
+            )
+            good.append(path)
+        except UserError as error:
+            errors.append(error)
+    return good, found, errors
+
+
 def classify_files(
-    model, paths: list[Path], k: int = 1, as_json: bool = False, save_dir: Path | None = None
+    model,
+    paths: list[Path],
+    k: int = 1,
+    as_json: bool = False,
+    save_dir: Path | None = None,
+    single: bool = False,
 ) -> tuple[list[str], list[UserError]]:
     """Classify files in one batched model pass: (a line per readable file, the errors)."""
-    good, digits, errors = read_digits(paths)
+    good, found, errors = read_pictures(paths, single)
+    candidates = [c for cs in found for c in cs]
+    digits = (
+        np.stack([c.digit for c in candidates])
+        if candidates
+        else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    )
     probs = predict_probabilities(model, digits)
-    saved = save_digits(digits, good, save_dir) if save_dir is not None else [None] * len(good)
-    lines = [
-        format_json(str(path), p, k, s) if as_json else format_line(str(path), p, k)
-        for path, p, s in zip(good, probs, saved, strict=True)
+    names = [
+        name for path, cs in zip(good, found, strict=True) for name in digit_names(path, len(cs))
     ]
+    saved = save_digits(digits, names, save_dir) if save_dir is not None else None
+    lines, start = [], 0
+    for path, cs in zip(good, found, strict=True):
+        own = slice(start, start + len(cs))
+        start += len(cs)
+        if as_json:
+            lines.append(
+                format_number_json(str(path), cs, probs[own], k, saved[own] if saved else None)
+            )
+        else:
+            lines.append(format_number_line(str(path), probs[own], k))
     return lines, errors

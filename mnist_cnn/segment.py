@@ -32,6 +32,7 @@ from mnist_cnn.preprocess import (
     normalise,
     stroke_width,
     to_grayscale,
+    to_mnist,
     to_uint8,
     uneven,
 )
@@ -131,8 +132,8 @@ def ink_map(image: Image.Image, name: str) -> tuple[np.ndarray, float]:
     """Ink float32 (H, W) in [0, 1] at the work size, and the original pixels per work pixel.
 
     Light that changes smoothly takes preprocess.py's steps unchanged (so a single digit reads
-    as it always has); a shadow's edge on the border takes local_background. Raises UserError "no digit found"
-    when nothing stands out from the paper.
+    as it always has); a shadow's edge on the border takes local_background. Raises UserError
+    "no digit found" when nothing stands out from the paper.
     """
     gray, scale = shrink(to_grayscale(image))
     gray = denoise(gray)
@@ -298,6 +299,13 @@ def check_one_line(boxes: list[tuple[int, int, int, int]], name: str) -> None:
         for second in boxes[i + 1 :]:
             if first[3] <= second[1] or second[3] <= first[1]:
                 raise UserError(f"{name}: several lines of writing: this reads one line of digits")
+
+
+def whole_picture(image: Image.Image, name: str = "image") -> Candidate:
+    """The whole picture read as one digit, as preprocess.to_mnist reads it (`--single`)."""
+    scale = float(image.info.get(DECODE_SCALE, 1.0))
+    box = (0, 0, round(image.width * scale), round(image.height * scale))
+    return Candidate(to_mnist(image, name), box)
 
 
 def find_digits(image: Image.Image, name: str = "image") -> list[Candidate]:
