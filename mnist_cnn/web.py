@@ -21,8 +21,9 @@ from werkzeug.exceptions import HTTPException
 from mnist_cnn.data import IMAGE_SIZE
 from mnist_cnn.errors import UserError, run_cli
 from mnist_cnn.model import DEFAULT_MODEL_PATH, load_trained_model
-from mnist_cnn.predict import predict_probabilities
-from mnist_cnn.preprocess import open_image, to_mnist
+from mnist_cnn.predict import predict_probabilities, read_number
+from mnist_cnn.preprocess import DECODE_SCALE, open_image
+from mnist_cnn.segment import find_digits
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_PREFIX = "/api/"
@@ -63,14 +64,28 @@ def read_upload() -> tuple[bytes, str]:
 
 
 def classify(model: keras.Model, raw: bytes, name: str) -> dict:
-    """Preprocess one image exactly as the CLI does and return the JSON-ready prediction."""
-    digit = to_mnist(open_image(raw, name), name)
-    probabilities = predict_probabilities(model, digit[np.newaxis])[0]
-    return {
-        "digit": int(np.argmax(probabilities)),
-        "probabilities": [float(p) for p in probabilities],
-        "preprocessed": png_data_url(digit),
-    }
+    """Find the digits as the CLI does and return the JSON-ready reading.
+
+    `number` and `digits` [{digit, confidence, probabilities, box, preprocessed}] always;
+    `digit`, `probabilities` and `preprocessed` too for a picture of one digit, as before.
+    `size` is the picture's [width, height], the pixels the boxes are in.
+    """
+    image = open_image(raw, name)
+    candidates = find_digits(image, name)
+    probabilities = predict_probabilities(model, np.stack([c.digit for c in candidates]))
+    result = read_number(candidates, probabilities)
+    for digit, candidate in zip(result["digits"], candidates, strict=True):
+        digit["preprocessed"] = png_data_url(candidate.digit)
+    scale = float(image.info.get(DECODE_SCALE, 1.0))
+    result["size"] = [round(image.width * scale), round(image.height * scale)]
+    if len(candidates) == 1:
+        only = result["digits"][0]
+        result.update(
+            digit=only["digit"],
+            probabilities=[float(p) for p in probabilities[0]],
+            preprocessed=only["preprocessed"],
+        )
+    return result
 
 
 def predict_route() -> Response:
