@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_preprocess import PERSON_DIGITS, redraw, save_like_a_person
+from test_preprocess import SEED as PERSON_SEED
 
 from mnist_cnn.errors import UserError
 from mnist_cnn.model import load_trained_model
@@ -269,3 +271,21 @@ def test_a_digit_in_a_form_box_with_a_speck_is_the_digit_alone(mnist):
     (alone,) = find_digits(plain)
     assert candidate.box == alone.box
     assert np.abs(candidate.digit.astype(int) - alone.digit).max() <= 1
+
+
+def test_single_digits_saved_the_way_people_save_them_still_read(model, mnist, tmp_path):
+    # tests/test_preprocess.py's person-style set, through find_digits as test_model.py reads it.
+    rng = np.random.default_rng(PERSON_SEED)
+    chosen = rng.choice(len(mnist.x_test), PERSON_DIGITS, replace=False)
+    read = []
+    for n, index in enumerate(chosen):
+        raw = save_like_a_person(redraw(mnist.x_test[index], rng), n % 3, rng)
+        read.append(digits_or_none(open_image(raw)))
+    singles = [found[0].digit for found in read if len(found) == 1]
+    guesses = iter(predict_probabilities(model, np.stack(singles)).argmax(axis=1))
+    right = sum(
+        len(found) == 1 and next(guesses) == label
+        for found, label in zip(read, mnist.y_test[chosen], strict=True)
+    )
+    print(f"\nPerson-style digits through find_digits: {right / PERSON_DIGITS:.2%}")
+    assert right / PERSON_DIGITS >= 0.99
