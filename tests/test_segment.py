@@ -203,6 +203,12 @@ def test_the_pictures_from_the_issue(model, name, expected):
     assert read_number(model, open_image(DATA / name), name) == expected
 
 
+def test_the_readme_picture_of_2024_on_ruled_paper(model):
+    # Four MNIST test digits (43, 55, 82, 19) in pencil grey on drawn ruled paper with a red
+    # margin and light falling off, saved as JPEG: the README's figure.
+    assert read_number(model, open_image(DATA / "ruled_number.jpg")) == "2024"
+
+
 # --- what is not a digit, and what is out of scope ---------------------------------------------
 
 
