@@ -64,6 +64,9 @@ SUBSTANTIAL = 0.15
 # digit height apart vertically, are one digit (a 5's lifted bar, a 4 in two strokes).
 MERGE_OVERLAP = 0.5
 MERGE_GAP = 0.3
+# ... or together at most this many times as tall as the taller piece: a 5 whose bottom came
+# away. Two digits stacked on two lines span twice a digit's height and more.
+ONE_DIGIT_SPAN = 1.6
 # A component holding another at least this share of its height is a frame (see frames).
 ENCLOSED = 0.3
 SPECK = 0.2  # components whose longer side is below this share of the digit height are dirt
@@ -259,7 +262,9 @@ def same_digit(a: np.ndarray, b: np.ndarray, height: float) -> bool:
     """Whether two components (label, x, y, w, h, area) are pieces of one digit."""
     overlap = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
     gap = max(a[2], b[2]) - min(a[2] + a[4], b[2] + b[4])
-    return overlap >= MERGE_OVERLAP * min(a[3], b[3]) and gap <= MERGE_GAP * height
+    span = max(a[2] + a[4], b[2] + b[4]) - min(a[2], b[2])
+    close = gap <= MERGE_GAP * height or span <= ONE_DIGIT_SPAN * max(a[4], b[4])
+    return overlap >= MERGE_OVERLAP * min(a[3], b[3]) and close
 
 
 def group_pieces(stats: np.ndarray, height: float) -> list[list[int]]:
