@@ -67,6 +67,8 @@ MERGE_GAP = 0.3
 # ... or together at most this many times as tall as the taller piece: a 5 whose bottom came
 # away. Two digits stacked on two lines span twice a digit's height and more.
 ONE_DIGIT_SPAN = 1.6
+SHORT_PIECE = 0.6  # a piece under this share of its neighbour's height is part of it ...
+TOUCH_GAP = 0.1  # ... when above or below it, or side-on at most this share of that height away
 # A component holding another at least this share of its height is a frame (see frames).
 ENCLOSED = 0.3
 SPECK = 0.2  # components whose longer side is below this share of the digit height are dirt
@@ -263,8 +265,16 @@ def same_digit(a: np.ndarray, b: np.ndarray, height: float) -> bool:
     overlap = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
     gap = max(a[2], b[2]) - min(a[2] + a[4], b[2] + b[4])
     span = max(a[2] + a[4], b[2] + b[4]) - min(a[2], b[2])
-    close = gap <= MERGE_GAP * height or span <= ONE_DIGIT_SPAN * max(a[4], b[4])
-    return overlap >= MERGE_OVERLAP * min(a[3], b[3]) and close
+    taller = max(a[4], b[4])
+    # A piece well under its neighbour's height is no digit of its own next to it: digits
+    # side by side, or in two lines, are about as tall as each other.
+    short = min(a[4], b[4]) < SHORT_PIECE * taller
+    close = gap <= MERGE_GAP * height or span <= ONE_DIGIT_SPAN * taller or short
+    stacked = overlap >= MERGE_OVERLAP * min(a[3], b[3]) and close
+    # A short piece touching or overlapping its neighbour side-on is part of it too: a 5's
+    # lifted bar off to the right, the foot of a 1.
+    beside = overlap >= -TOUCH_GAP * taller and gap <= MERGE_GAP * height
+    return stacked or (short and beside)
 
 
 def group_pieces(stats: np.ndarray, height: float) -> list[list[int]]:
