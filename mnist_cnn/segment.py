@@ -240,7 +240,10 @@ def erase_lines(ink: np.ndarray) -> np.ndarray:
     # long straight run: a ruling is then thin next to it, and a digit's own long stroke (a 1,
     # soft-edged as it may be) is not.
     pen = stroke_width(rest) * float(np.percentile(ink[rest], PEN_PERCENTILE))
-    mask = erase_level_lines(mask, level, ink, pen)
+    if level.any():
+        mask = erase_level_lines(mask, level, ink, pen)
+    if not upright.any():
+        return mask
     flipped = erase_level_lines(mask.T.copy(), upright.T.copy(), ink.T.copy(), pen)
     return flipped.T.copy()
 
