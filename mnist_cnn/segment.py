@@ -78,6 +78,7 @@ ENCLOSED = 0.3
 SPECK = 0.2  # components whose longer side is below this share of the digit height are dirt
 MIN_DIGIT_HEIGHT = 0.4  # groups lower than this share of the digit height are specks or dots
 MAX_CANDIDATES = 32  # more than this is a page of text, not a number
+PIECES_PER_DIGIT = 4  # a digit is rarely in more pieces: more pieces than 4 * 32 is a page
 
 
 @dataclass(frozen=True)
@@ -166,12 +167,12 @@ def straight_runs(mask: np.ndarray) -> np.ndarray:
     """Ink uint8 (H, W) on level runs at least LINE_SHARE of the width long, slightly tilted."""
     length = max(2, round(LINE_SHARE * mask.shape[1]))
     drift = math.ceil(length * math.tan(math.radians(MAX_TILT_DEGREES)) / 2)
-    # Thickening across the line first lets a slightly tilted line hold a level run, and
-    # closing short gaps along it keeps a faint rule whole where JPEG or the paper broke it.
     # Cheap first: a run needs `length` ink pixels within some 2 * drift + 1 rows.
     rows = np.convolve(mask.sum(axis=1, dtype=np.int64), np.ones(2 * drift + 1), "same")
     if rows.max() < length:
         return np.zeros_like(mask)
+    # Thickening across the line first lets a slightly tilted line hold a level run, and
+    # closing short gaps along it keeps a faint rule whole where JPEG or the paper broke it.
     band = cv2.dilate(mask, np.ones((2 * drift + 1, 1), np.uint8))
     band = cv2.morphologyEx(band, cv2.MORPH_CLOSE, np.ones((1, LINE_GAP), np.uint8))
     runs = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
@@ -299,7 +300,7 @@ def same_digit(a: np.ndarray, b: np.ndarray, height: float) -> bool:
 
 
 def group_pieces(stats: np.ndarray, height: float) -> list[list[int]]:
-    """Rows of `stats` grouped into digits: pieces stacked over each other are one digit."""
+    """Rows of `stats` grouped into digits, the pieces of each joined as same_digit says."""
     group = list(range(len(stats)))
 
     def root(i: int) -> int:
@@ -324,13 +325,18 @@ def bounding_box(stats: np.ndarray) -> tuple[int, int, int, int]:
     return int(left), int(top), int(right), int(bottom)
 
 
-def check_one_line(boxes: list[tuple[int, int, int, int]], name: str) -> None:
-    """Refuse a picture whose digits are not side by side: several lines, a page, a table."""
-    if len(boxes) > MAX_CANDIDATES:
+def check_count(count: int, name: str) -> None:
+    """Refuse more than MAX_CANDIDATES candidates in one line: a page, not a number."""
+    if count > MAX_CANDIDATES:
         raise UserError(
             f"{name}: more than {MAX_CANDIDATES} digit candidates: "
             "this reads one line of digits, not a page"
         )
+
+
+def check_one_line(boxes: list[tuple[int, int, int, int]], name: str) -> None:
+    """Refuse a picture whose digits are not side by side: several lines, a page, a table."""
+    check_count(len(boxes), name)
     for i, first in enumerate(boxes):
         for second in boxes[i + 1 :]:
             if first[3] <= second[1] or second[3] <= first[1]:
@@ -357,6 +363,8 @@ def find_digits(image: Image.Image, name: str = "image") -> list[Candidate]:
         raise UserError(f"{name}: no digit found")
     height = digit_height(stats)
     stats = stats[np.maximum(stats[:, 3], stats[:, 4]) >= SPECK * height]
+    # Grouping compares every pair: a page of text is refused before that, not after.
+    check_count(len(stats) // PIECES_PER_DIGIT, name)
     groups = sorted(
         (stats[rows] for rows in group_pieces(stats, height)), key=lambda g: g[:, 1].min()
     )
