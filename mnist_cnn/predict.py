@@ -169,6 +169,8 @@ def classify_files(
         else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     )
     probs = predict_probabilities(model, digits)
+    # Hook: a "not a digit" score per candidate would drop candidates here, per picture,
+    # before the number is formed (read_number and the format functions take what is kept).
     names = [
         name for path, cs in zip(good, found, strict=True) for name in digit_names(path, len(cs))
     ]

@@ -73,6 +73,7 @@ def classify(model: keras.Model, raw: bytes, name: str) -> dict:
     image = open_image(raw, name)
     candidates = find_digits(image, name)
     probabilities = predict_probabilities(model, np.stack([c.digit for c in candidates]))
+    # Hook: candidates a "not a digit" score rejects would be dropped here, before the number.
     result = read_number(candidates, probabilities)
     for digit, candidate in zip(result["digits"], candidates, strict=True):
         digit["preprocessed"] = png_data_url(candidate.digit)
