@@ -15,9 +15,10 @@ from mnist_cnn.predict import classify_files, load_classifier
 def parse_args() -> argparse.Namespace:
     """The command line, every flag with its default in --help."""
     parser = argparse.ArgumentParser(
-        description="Predict the digit in each image file. Any format Pillow reads works (PNG, "
-        "JPEG, BMP, GIF, TIFF, WebP ...); each image is made MNIST-like first: greyscale, "
-        "light ink on black, cropped, scaled to a 20-pixel box and centred in 28x28. "
+        description="Read the digit, or the number (one line of digits), in each image file. "
+        "Any format Pillow reads works (PNG, JPEG, BMP, GIF, TIFF, WebP ...). Ruled or squared "
+        "paper, a form's frame, specks and shadows are set aside; each digit found is made "
+        "MNIST-like: light ink on black, cropped, scaled to a 20-pixel box and centred in 28x28. "
         "A file that cannot be read gives one 'error:' line and the exit status 1, "
         "and the other files are still predicted.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -40,15 +41,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object per image (path, digit, confidence, all ten "
-        "probabilities, the top K) instead of text",
+        help="print one JSON object per image instead of text: path, number, and digits "
+        "(each one's digit, confidence, ten probabilities and box in the image's pixels); "
+        "a one-digit image also has digit, confidence, probabilities and the top K",
+    )
+    parser.add_argument(
+        "--single",
+        action="store_true",
+        help="read each whole image as one digit, without looking for several",
     )
     parser.add_argument(
         "--save-preprocessed",
         type=Path,
         default=None,
         metavar="DIR",
-        help="write the 28x28 PNG the model saw for each image into DIR (created if needed)",
+        help="write the 28x28 PNG the model saw for each digit into DIR (created if needed): "
+        "photo.png for a one-digit photo.jpg, photo-1.png, photo-2.png ... for a number",
     )
     parser.add_argument(
         "--accept-all",
@@ -75,7 +83,7 @@ def main() -> int:
     for note in notes:
         print(note, file=sys.stderr)
     lines, errors = classify_files(
-        classifier, images, args.top_k, args.json, args.save_preprocessed
+        classifier, images, args.top_k, args.json, args.save_preprocessed, args.single
     )
     for error in errors:
         print(f"error: {error}", file=sys.stderr)

@@ -24,8 +24,9 @@ from mnist_cnn.cli import add_common_flags
 from mnist_cnn.data import IMAGE_SIZE
 from mnist_cnn.engine import engine_name
 from mnist_cnn.errors import UserError, run_cli
-from mnist_cnn.predict import Classifier, load_classifier
-from mnist_cnn.preprocess import open_image, to_mnist
+from mnist_cnn.predict import Classifier, load_classifier, picture_record, read_pictures_digits
+from mnist_cnn.preprocess import DECODE_SCALE, open_image
+from mnist_cnn.segment import find_digits
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_PREFIX = "/api/"
@@ -91,17 +92,24 @@ def read_upload() -> tuple[bytes, str]:
 
 
 def classify(classifier: Classifier, raw: bytes, name: str) -> dict:
-    """Preprocess one image exactly as the CLI does and return the JSON-ready prediction."""
-    digit = to_mnist(open_image(raw, name), name)
-    readings = classifier.classify(digit[np.newaxis])
-    probabilities = readings.probabilities[0]
-    return {
-        "digit": int(np.argmax(probabilities)),
-        "is_digit": bool(readings.is_digit[0]),
-        "ood_score": float(readings.scores[0]),
-        "probabilities": [float(p) for p in probabilities],
-        "preprocessed": png_data_url(digit),
-    }
+    """Find the digits as the CLI does and return the JSON-ready reading.
+
+    `number` and `digits` [{digit, confidence, probabilities, box, preprocessed, ood_score}]
+    always, the candidates judged not digits left out; `is_digit`: whether any is a digit.
+    For a picture of one digit (or of nothing digit-like: what it looks most like) also
+    `digit`, `probabilities`, `ood_score` and `preprocessed`, as before. `size` is the
+    picture's [width, height], the pixels the boxes are in.
+    """
+    image = open_image(raw, name)
+    (picture,) = read_pictures_digits(classifier, [find_digits(image, name)])
+    result = picture_record(picture)
+    for digit, n in zip(result["digits"], picture.digits, strict=True):
+        digit["preprocessed"] = png_data_url(picture.candidates[n].digit)
+    if picture.alone is not None:
+        result["preprocessed"] = png_data_url(picture.candidates[picture.alone].digit)
+    scale = float(image.info.get(DECODE_SCALE, 1.0))
+    result["size"] = [round(image.width * scale), round(image.height * scale)]
+    return result
 
 
 def predict_route() -> Response:

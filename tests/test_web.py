@@ -21,7 +21,8 @@ from PIL import Image, PngImagePlugin
 
 from mnist_cnn.engine import load_engine
 from mnist_cnn.predict import load_classifier
-from mnist_cnn.preprocess import open_image, to_mnist
+from mnist_cnn.preprocess import open_image
+from mnist_cnn.segment import find_digits
 from mnist_cnn.web import MAX_UPLOAD_BYTES, STATIC_DIR, create_app
 
 API = "/api/predict"
@@ -115,10 +116,37 @@ def test_server_uses_the_shared_preprocessing(client, tiny_model_path, mnist):
     # The photo-taking user (black ink on white) must get exactly what the CLI would give.
     body = png_bytes(255 - mnist.x_test[1])
     result = post_png(client, body).get_json()
-    digit = to_mnist(open_image(body))
+    (candidate,) = find_digits(open_image(body))  # the CLI's path, for one digit or many
+    digit = candidate.digit
     expected = load_engine(tiny_model_path).predict(digit[np.newaxis])[0]
     np.testing.assert_array_equal(decode_data_url(result["preprocessed"]), digit)
     np.testing.assert_allclose(result["probabilities"], expected, atol=1e-6)
+
+
+def test_a_number_gets_number_and_digits_with_boxes(committed_model_path, mnist):
+    client = create_app(committed_model_path).test_client()
+    paper = np.zeros((100, 270), np.uint8)  # light ink on black, as the page's canvas draws
+    for n in range(3):
+        paper[10:94, 10 + 84 * n : 94 + 84 * n] = np.asarray(
+            Image.fromarray(mnist.x_test[n]).resize((84, 84))
+        )
+    result = post_png(client, png_bytes(paper)).get_json()
+    assert result["number"] == "".join(str(d) for d in mnist.y_test[:3])
+    assert result["size"] == [270, 100] and "digit" not in result
+    assert len(result["digits"]) == 3
+    for n, digit in enumerate(result["digits"]):
+        left, top, right, bottom = digit["box"]
+        assert 10 + 84 * n <= left < right <= 94 + 84 * n and 10 <= top < bottom <= 94
+        assert len(digit["probabilities"]) == 10
+        assert decode_data_url(digit["preprocessed"]).shape == (28, 28)
+
+
+def test_one_digit_keeps_the_old_fields_and_gets_the_new_ones(client, mnist):
+    result = post_png(client, png_bytes(mnist.x_test[0])).get_json()
+    assert result["number"] == str(result["digit"])
+    (only,) = result["digits"]
+    assert only["probabilities"] == pytest.approx(result["probabilities"], abs=1e-5)
+    assert only["preprocessed"] == result["preprocessed"] and only["box"][2] <= 28
 
 
 def test_tiny_model_reads_most_mnist_digits(client, mnist):
