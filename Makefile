@@ -37,7 +37,7 @@ benchmark-web: $(STAMP)  ## server-side time per prediction of the web app (medi
 	$(BIN)/python -m benchmarks.web_latency
 
 screenshot: $(STAMP)  ## re-take plots/web_app.png in headless Chromium with the committed model
-	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/test_browser.py -k seven
+	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/test_browser.py -k thirty_five
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -6,9 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from mnist_cnn import evaluate
-from mnist_cnn.cli import add_data_dir_flag, print_written
-from mnist_cnn.engine import DEFAULT_MODEL_PATH
+from mnist_cnn.cli import add_common_flags, add_data_dir_flag, print_written
+from mnist_cnn.config import DEFAULT_MODEL_PATH, DEFAULT_PLOTS_DIR
 from mnist_cnn.errors import run_cli
 
 
@@ -38,17 +37,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--plots-dir",
         type=Path,
-        default=evaluate.DEFAULT_PLOTS_DIR,
+        default=DEFAULT_PLOTS_DIR,
         help="folder for the figures: confusion_matrix.png, misclassified.png, predictions.png, "
         "accuracy.png and loss.png",
     )
+    add_common_flags(parser)
     return parser.parse_args()
 
 
 def main() -> int:
     """Evaluate, print the report, and list the files written."""
     args = parse_args()
-    report, written = evaluate.run(args.model_path, args.data_dir, args.plots_dir)
+    from mnist_cnn import evaluate  # after the flags: --help needs none of it
+
+    report, written = evaluate.run(args.model_path, args.data_dir, args.plots_dir, args.verbose)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from mnist_cnn.cli import add_common_flags, expand_image_folders
 from mnist_cnn.data import NUM_CLASSES
 from mnist_cnn.errors import run_cli
 from mnist_cnn.predict import classify_files, load_classifier
@@ -14,14 +15,21 @@ from mnist_cnn.predict import classify_files, load_classifier
 def parse_args() -> argparse.Namespace:
     """The command line, every flag with its default in --help."""
     parser = argparse.ArgumentParser(
-        description="Predict the digit in each image file. Any format Pillow reads works (PNG, "
-        "JPEG, BMP, GIF, TIFF, WebP ...); each image is made MNIST-like first: greyscale, "
-        "light ink on black, cropped, scaled to a 20-pixel box and centred in 28x28. "
+        description="Read the digit, or the number (one line of digits), in each image file. "
+        "Any format Pillow reads works (PNG, JPEG, BMP, GIF, TIFF, WebP ...). Ruled or squared "
+        "paper, a form's frame, specks and shadows are set aside; each digit found is made "
+        "MNIST-like: light ink on black, cropped, scaled to a 20-pixel box and centred in 28x28. "
         "A file that cannot be read gives one 'error:' line and the exit status 1, "
         "and the other files are still predicted.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
+    parser.add_argument(
+        "images",
+        nargs="+",
+        type=Path,
+        metavar="IMAGE",
+        help="image files, or folders whose image files are all read (in name order)",
+    )
     parser.add_argument(
         "--top-k",
         type=int,
@@ -33,15 +41,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object per image (path, digit, confidence, all ten "
-        "probabilities, the top K) instead of text",
+        help="print one JSON object per image instead of text: path, number, and digits "
+        "(each one's digit, confidence, ten probabilities and box in the image's pixels); "
+        "a one-digit image also has digit, confidence, probabilities and the top K",
+    )
+    parser.add_argument(
+        "--single",
+        action="store_true",
+        help="read each whole image as one digit, without looking for several",
     )
     parser.add_argument(
         "--save-preprocessed",
         type=Path,
         default=None,
         metavar="DIR",
-        help="write the 28x28 PNG the model saw for each image into DIR (created if needed)",
+        help="write the 28x28 PNG the model saw for each digit into DIR (created if needed): "
+        "photo.png for a one-digit photo.jpg, photo-1.png, photo-2.png ... for a number",
     )
     parser.add_argument(
         "--accept-all",
@@ -56,17 +71,19 @@ def parse_args() -> argparse.Namespace:
         "export, run on ONNX Runtime without TensorFlow (default: models/mnist_cnn.onnx when it "
         "was exported from models/mnist_cnn.keras, else that .keras)",
     )
+    add_common_flags(parser)
     return parser.parse_args()
 
 
 def main() -> int:
     """Print one line per readable image; return 1 if any image could not be read."""
     args = parse_args()
-    classifier, notes = load_classifier(args.model_path, args.accept_all)
+    images = expand_image_folders(args.images)
+    classifier, notes = load_classifier(args.model_path, args.accept_all, args.verbose)
     for note in notes:
         print(note, file=sys.stderr)
     lines, errors = classify_files(
-        classifier, args.images, args.top_k, args.json, args.save_preprocessed
+        classifier, images, args.top_k, args.json, args.save_preprocessed, args.single
     )
     for error in errors:
         print(f"error: {error}", file=sys.stderr)

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import time
 from pathlib import Path
 
-from mnist_cnn.cpu import MODES, add_onednn_flag, use_onednn_flag
-
-# TensorFlow reads its oneDNN switch once, when it is imported, and the imports below bring it
-# in: apply --onednn first.
-ONEDNN = use_onednn_flag(sys.argv[1:])
-
-from mnist_cnn.cli import add_data_dir_flag, print_written
+# Nothing imported here loads TensorFlow: --help answers at once, and --onednn and the log
+# level are applied before TensorFlow reads them, when it is imported.
+from mnist_cnn.cli import (
+    add_common_flags,
+    add_data_dir_flag,
+    format_duration,
+    print_written,
+    start_tensorflow,
+)
+from mnist_cnn.config import MODEL_NAMES, TrainConfig
+from mnist_cnn.cpu import MODES, add_onednn_flag, use_onednn
 from mnist_cnn.data import AUGMENTATIONS
 from mnist_cnn.errors import run_cli
-from mnist_cnn.model import MODELS
-from mnist_cnn.train import TrainConfig, train
 
 DEFAULTS = TrainConfig()
 
@@ -65,7 +67,7 @@ def parse_args() -> argparse.Namespace:
         help="seed for the split, the shuffling and the initial weights",
     )
     parser.add_argument(
-        "--model", choices=sorted(MODELS), default=DEFAULTS.model, help="architecture to train"
+        "--model", choices=MODEL_NAMES, default=DEFAULTS.model, help="architecture to train"
     )
     parser.add_argument(
         "--augment",
@@ -113,23 +115,40 @@ def parse_args() -> argparse.Namespace:
         help="bfloat16 compute with float32 weights; 'auto' turns it on only on CPUs with "
         "native bfloat16 (AVX512-BF16 or AMX), where it is faster, and says which it chose",
     )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard an interrupted run of this --model-path and start over; the finished "
+        "model there is replaced only when the new run ends",
+    )
+    parser.add_argument(
+        "--tensorboard",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write TensorBoard logs to DIR (view them with `tensorboard --logdir DIR`)",
+    )
     add_onednn_flag(parser)
+    add_common_flags(parser)
     return parser.parse_args()
 
 
 def main() -> int:
-    """Train, then report the best validation accuracy and every file written."""
+    """Train, then report the best validation accuracy, every file written and the time."""
     flags = vars(parse_args())
-    del flags["onednn"]  # applied above, before TensorFlow was imported
-    print(ONEDNN)
-    config = TrainConfig(**flags)
-    result = train(config)
+    print(use_onednn(flags.pop("onednn")))
+    start_tensorflow(flags.pop("verbose"))
+    from mnist_cnn.train import train
+
+    start = time.perf_counter()
+    result = train(TrainConfig(**flags))
     print(
         f"\nBest validation accuracy: {result.best_val_accuracy:.4f} "
         f"(epoch {result.best_epoch} of {result.epochs_run})"
     )
     print(f"Test accuracy of the saved model: {result.test_accuracy:.4f}")
     print_written(result.written)
+    print(f"\nTraining time: {format_duration(time.perf_counter() - start)}")
     return 0
 
 

@@ -1,7 +1,4 @@
 """mnist-cnn: a small, honest convolutional network for handwritten digits."""
 
-import os
-
-# TensorFlow's C++ start-up chatter (oneDNN notices, CPU feature hints) is noise to a user of
-# a command-line tool; real errors still come through as Python exceptions.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Also in pyproject.toml; tests/test_cli.py checks that the two agree.
+__version__ = "0.2.0"

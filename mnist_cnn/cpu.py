@@ -6,7 +6,6 @@ import argparse
 import os
 import platform
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 MODES = ("auto", "on", "off")
@@ -45,7 +44,7 @@ def use_onednn(mode: str) -> str:
 
 
 def add_onednn_flag(parser: argparse.ArgumentParser) -> None:
-    """The --onednn flag, shared by the full command line and the early pass below."""
+    """The --onednn flag of train_model.py, applied with use_onednn() before TensorFlow loads."""
     parser.add_argument(
         "--onednn",
         choices=MODES,
@@ -53,14 +52,6 @@ def add_onednn_flag(parser: argparse.ArgumentParser) -> None:
         help="TensorFlow's oneDNN CPU kernels; 'auto' turns them on for any x86-64 CPU, where "
         "they train faster, unless TF_ENABLE_ONEDNN_OPTS is set, and says which it chose",
     )
-
-
-def use_onednn_flag(argv: Sequence[str]) -> str:
-    """Apply --onednn from `argv` (the other flags are left alone); returns the line to print."""
-    parser = argparse.ArgumentParser(add_help=False)
-    add_onednn_flag(parser)
-    known, _ = parser.parse_known_args(argv)
-    return use_onednn(known.onednn)
 
 
 def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:

@@ -13,12 +13,13 @@ from typing import Protocol
 
 import numpy as np
 
+from mnist_cnn.cli import start_tensorflow
+from mnist_cnn.config import DEFAULT_MODEL_PATH
 from mnist_cnn.data import IMAGE_SIZE, NUM_CLASSES
 from mnist_cnn.errors import UserError
 from mnist_cnn.files import file_sha256
 
 BATCH_SIZE = 1024  # images per model call: large enough to amortise the call, small in memory
-DEFAULT_MODEL_PATH = Path("models/mnist_cnn.keras")
 ONNX_SUFFIX = ".onnx"
 LITERT_SUFFIX = ".tflite"
 # The ONNX metadata key naming the SHA-256 of the .keras file an export was made from.
@@ -149,15 +150,17 @@ def open_onnx_session(path: Path):
     return session
 
 
-def load_engine(path: Path | str) -> Engine:
+def load_engine(path: Path | str, verbose: bool = False) -> Engine:
     """The engine for a model file: ONNX Runtime for `.onnx`, TensorFlow's LiteRT interpreter
-    for `.tflite`, Keras for anything else.
+    for `.tflite`, Keras for anything else. TensorFlow, which the last two need, is loaded
+    here, its log lines hidden unless `verbose`.
 
     Raises UserError (one line) for a missing, broken or wrong-shaped model.
     """
     path = Path(path)
     if path.suffix == ONNX_SUFFIX:
         return OnnxEngine(path)
+    start_tensorflow(verbose)
     if path.suffix == LITERT_SUFFIX:
         return LiteRtEngine(path)
     from mnist_cnn.model import load_trained_model  # imports TensorFlow: only when needed
@@ -191,7 +194,9 @@ def stale_export(engine: OnnxEngine) -> str | None:
     )
 
 
-def load_default_engine(keras_path: Path = DEFAULT_MODEL_PATH) -> tuple[Engine, str | None]:
+def load_default_engine(
+    keras_path: Path = DEFAULT_MODEL_PATH, verbose: bool = False
+) -> tuple[Engine, str | None]:
     """The engine to use when the user named no model: the ONNX export beside `keras_path`
     when it was made from that very file, else the .keras itself; and, in that case, a line
     saying why the ONNX file beside it was passed over (None when there is nothing to say).
@@ -200,7 +205,7 @@ def load_default_engine(keras_path: Path = DEFAULT_MODEL_PATH) -> tuple[Engine, 
     """
     onnx_path = onnx_beside(keras_path)
     if not onnx_path.is_file():
-        return load_engine(keras_path), None
+        return load_engine(keras_path, verbose), None
     try:
         onnx_engine = OnnxEngine(onnx_path)
         reason = stale_export(onnx_engine)
@@ -208,7 +213,7 @@ def load_default_engine(keras_path: Path = DEFAULT_MODEL_PATH) -> tuple[Engine, 
         reason = str(error)
     if reason is None:
         return onnx_engine, None
-    return load_engine(keras_path), f"note: using {keras_path}: {reason}"
+    return load_engine(keras_path, verbose), f"note: using {keras_path}: {reason}"
 
 
 ENGINE_NAMES = {"OnnxEngine": "ONNX Runtime", "LiteRtEngine": "LiteRT", "KerasEngine": "Keras"}

@@ -11,13 +11,17 @@ class UserError(Exception):
 
 
 def run_cli(main: Callable[[], int | None]) -> None:
-    """Run a script's `main`, turning a UserError or Ctrl-C into one line on stderr and exit 1."""
+    """Run a script's `main`, turning a UserError (exit 1) or Ctrl-C (130) into one stderr line.
+
+    A KeyboardInterrupt raised with a message (training says which epoch it stopped in and
+    how to resume) prints that message; a bare one prints "interrupted".
+    """
     try:
         status = main()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(str(interrupt) or "interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(status or 0)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_cnn import metrics, plots
+from mnist_cnn.config import DEFAULT_PLOTS_DIR
 from mnist_cnn.data import CHECKSUMS, NUM_CLASSES, load_mnist
 from mnist_cnn.engine import engine_name
 from mnist_cnn.files import file_sha256, history_path, write_json_atomically
@@ -24,7 +25,6 @@ EPSILON = 1e-7  # Keras' backend epsilon, with which its cross-entropy clips pro
 TOP_CONFUSIONS = 5
 GALLERY_SIZE = 32  # digits per gallery: four rows of digit_grid's eight columns
 CURVES = ("accuracy", "loss")
-DEFAULT_PLOTS_DIR = Path("plots")
 
 
 @dataclass(frozen=True)
@@ -298,10 +298,12 @@ def run(
     model_path: Path | None = None,
     data_dir: Path | None = None,
     plots_dir: Path = DEFAULT_PLOTS_DIR,
+    verbose: bool = False,
 ) -> tuple[dict, list[Path]]:
     """Evaluate the model (`.keras`, `.h5` or `.onnx`; None: the default one) on the test
-    set; write the report and figures; return both. Notes about the model go to stderr."""
-    classifier, notes = load_classifier(model_path)
+    set; write the report and figures; return both. Notes about the model go to stderr;
+    TensorFlow's log lines too when `verbose`."""
+    classifier, notes = load_classifier(model_path, verbose=verbose)
     for note in notes:
         print(note, file=sys.stderr)
     mnist = load_mnist(data_dir)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,10 @@ def export_onnx(model, keras_path: Path, keras_sha256: str | None = None) -> Pat
 
     target = onnx_beside(keras_path)
     tmp = target.with_name(f".{target.name}.tmp")
-    built(model).export(str(tmp), format="onnx", verbose=False)
+    with warnings.catch_warnings():
+        # Keras' bundled tf2onnx code probes np.object, which NumPy 2 warns about.
+        warnings.simplefilter("ignore", FutureWarning)
+        built(model).export(str(tmp), format="onnx", verbose=False)
     exported = onnx.load(str(tmp))
     entry = exported.metadata_props.add()
     entry.key, entry.value = SOURCE_SHA256_KEY, keras_sha256 or file_sha256(keras_path)

@@ -13,6 +13,11 @@ from mnist_cnn.data import IMAGE_SIZE, NUM_CLASSES
 from mnist_cnn.errors import UserError
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
+# Other shapes a digit model may take, as Keras 2 examples of this design often did: the
+# 28x28 image without its channel axis, or flattened to 784 pixels: a Reshape is put in front.
+RESHAPED_INPUTS = ((IMAGE_SIZE, IMAGE_SIZE), (IMAGE_SIZE * IMAGE_SIZE,))
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first bytes of every .h5 file
+SAVED_MODEL_FILE = "saved_model.pb"
 
 
 def build_cnn() -> keras.Model:
@@ -137,19 +142,44 @@ def save_atomically(model: keras.Model, path: Path) -> Path:
     return path
 
 
-def load_trained_model(path: Path | str) -> keras.Model:
-    """Load a saved `.keras` model that takes 28x28x1 images, or raise a one-line UserError."""
-    path = Path(path)
+def check_model_file(path: Path) -> None:
+    """Raise a one-line UserError unless `path` is a .keras archive or an HDF5 (.h5) file."""
+    if path.is_dir() and (path / SAVED_MODEL_FILE).is_file():
+        raise UserError(
+            f"{path}: a TensorFlow SavedModel folder, which Keras 3 cannot load as a model; "
+            "convert it with the TensorFlow 2.15 or older that saved it: "
+            f"tf.keras.models.load_model('{path}').save('model.h5')"
+        )
     if not path.is_file():
         raise UserError(f"{path}: no model here; train one with `python train_model.py`")
-    if not zipfile.is_zipfile(path):
-        raise UserError(f"{path}: not a Keras model file (expected a .keras archive)")
+    with path.open("rb") as handle:
+        is_hdf5 = handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+    if not is_hdf5 and not zipfile.is_zipfile(path):
+        raise UserError(f"{path}: not a Keras model file (expected a .keras archive or a .h5 file)")
+
+
+def take_digit_images(model: keras.Model, input_shape: tuple) -> keras.Model:
+    """`model` behind a Reshape, so that it takes (N, 28, 28, 1) like the models trained here."""
+    inputs = keras.Input(shape=INPUT_SHAPE)
+    return keras.Model(inputs, model(layers.Reshape(input_shape)(inputs)), name=model.name)
+
+
+def load_trained_model(path: Path | str) -> keras.Model:
+    """Load a saved model that takes 28x28x1 images, or raise a one-line UserError.
+
+    Takes `.keras` files and the `.h5` files of Keras 2. A model whose input is (28, 28) or
+    (784,) is wrapped to take (N, 28, 28, 1) float input like the others.
+    """
+    path = Path(path)
+    check_model_file(path)
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a broken archive
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"{path}: cannot load the model: {reason}") from None
     input_shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
+    if input_shape in RESHAPED_INPUTS:
+        return take_digit_images(model, input_shape)
     if input_shape != INPUT_SHAPE:
         raise UserError(f"{path}: the model takes input {input_shape}, not 28x28x1 digits")
     if tuple(model.output_shape[1:]) != (NUM_CLASSES,):

@@ -102,3 +102,35 @@ def plot_predictions(
         for label, pred, conf in zip(labels, predictions, confidences, strict=True)
     ]
     return digit_grid(images, titles, path, suptitle=suptitle)
+
+
+def plot_segmentation(
+    picture: np.ndarray,
+    boxes: Sequence[Sequence[int]],
+    digits: np.ndarray,
+    probs: np.ndarray,
+    path: Path,
+) -> Path:
+    """A picture (uint8 (H, W, 3) or (H, W)) with a box per digit found, each digit's 28x28
+    (uint8 (N, 28, 28)) with its reading and confidence from `probs` (N, 10), and the number."""
+    count = len(digits)
+    fig = plt.figure(figsize=(max(7.0, 1.6 * count), 5.2))
+    grid = fig.add_gridspec(2, count, height_ratios=[3, 1.2])
+    top = fig.add_subplot(grid[0, :])
+    top.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
+    for n, (left, upper, right, lower) in enumerate(boxes):
+        top.add_patch(
+            plt.Rectangle(
+                (left, upper), right - left, lower - upper, fill=False, color="orange", lw=2
+            )
+        )
+        top.text(left, upper - 6, str(n + 1), color="orange", fontsize=11, weight="bold")
+    number = "".join(str(int(np.argmax(p))) for p in probs)
+    top.set_title(f"read as {number}")
+    top.axis("off")
+    for n, (digit, p) in enumerate(zip(digits, probs, strict=True)):
+        ax = fig.add_subplot(grid[1, n])
+        ax.imshow(digit, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{n + 1}: {int(np.argmax(p))} ({float(np.max(p)):.1%})", fontsize=9)
+        ax.axis("off")
+    return save_figure(fig, path)

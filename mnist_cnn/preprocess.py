@@ -41,6 +41,8 @@ NOISE_SIGMAS = 3.0  # background pixels rarely stray further than this from the 
 MAD_TO_SIGMA = 1.4826  # median absolute deviation -> standard deviation, for Gaussian noise
 SIXTEEN_BIT_MAX = 65535
 ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
+# Image.info key: original pixels per decoded pixel (above 1 when a big JPEG was decoded small).
+DECODE_SCALE = "mnist_cnn.decode_scale"
 
 
 def describe(source: Path | bytes, name: str | None) -> str:
@@ -89,10 +91,14 @@ def decode(raw: bytes, name: str) -> Image.Image:
         try:
             with Image.open(io.BytesIO(raw)) as image:
                 check_pixels(image, name)
+                full_width = image.width
                 # JPEG only: decode a big photo at 1/2, 1/4 or 1/8 scale, still far above 20 px.
                 image.draft(None, (DECODE_SIZE, DECODE_SIZE))
                 image.load()
-                return ImageOps.exif_transpose(image)  # a copy: safe after the file closes
+                scale = full_width / image.width  # draft scales both sides alike
+                upright = ImageOps.exif_transpose(image)  # a copy: safe after the file closes
+                upright.info[DECODE_SCALE] = scale
+                return upright
         except UnidentifiedImageError:
             raise UserError(f"{name}: not an image (or a format Pillow cannot read)") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -274,11 +280,15 @@ def to_uint8(ink: np.ndarray) -> np.ndarray:
     return np.round(ink * 255.0).astype(np.uint8)
 
 
+def normalise(ink: np.ndarray) -> np.ndarray:
+    """One digit's ink, float (H, W) in [0, 1] with some ink -> MNIST's uint8 (28, 28) layout."""
+    return to_uint8(paste_centred(fit_box(thicken(crop_to_ink(ink)))))
+
+
 def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
     """An MNIST-style digit, uint8 (28, 28): light ink on black, 20 px box, centred by mass."""
     gray = ink_up(denoise(to_grayscale(image)))
-    ink = ink_strength(even_out(gray) if uneven(gray) else gray, name)
-    return to_uint8(paste_centred(fit_box(thicken(crop_to_ink(ink)))))
+    return normalise(ink_strength(even_out(gray) if uneven(gray) else gray, name))
 
 
 def read_digit(source: Path | bytes, name: str | None = None) -> np.ndarray:

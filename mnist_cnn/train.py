@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
-from collections.abc import Sequence
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import filelock
 import keras
 import numpy as np
 
 from mnist_cnn import ood, plots
+from mnist_cnn.config import TrainConfig
 from mnist_cnn.cpu import choose_precision, cpu_has_bf16
 from mnist_cnn.data import (
     NUM_CLASSES,
@@ -20,7 +29,8 @@ from mnist_cnn.data import (
     one_hot,
     stratified_split,
 )
-from mnist_cnn.engine import DEFAULT_MODEL_PATH, KerasEngine
+from mnist_cnn.engine import KerasEngine
+from mnist_cnn.errors import UserError
 from mnist_cnn.export import export_onnx
 from mnist_cnn.files import file_sha256, history_path, write_json_atomically
 from mnist_cnn.model import MODELS, build_model, save_atomically
@@ -29,28 +39,27 @@ from mnist_cnn.synthetic import outlier_digits
 # Outlier exposure's weight on the non-digits' loss, as in Hendrycks et al. (2019).
 OUTLIER_WEIGHT = 0.5
 OUTLIER_STREAM = 1  # the training outliers' random stream, apart from every other use of --seed
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run depends on; the CLI fills it from its flags."""
-
-    epochs: int = 12
-    batch_size: int = 256
-    learning_rate: float = 0.006
-    validation_split: float = 0.1
-    patience: int = 5
-    seed: int = 42
-    model: str = "cnn"
-    augment: str = "shift"
-    limit: int | None = None
-    outliers: int = 6000
-    data_dir: Path | None = None
-    model_path: Path = DEFAULT_MODEL_PATH
-    plots_dir: Path = Path("plots")
-    deterministic: bool = False
-    mixed_precision: str = "auto"
-    verbose: int | str = "auto"
+# The settings that change the model, the data or the learning-rate schedule. Resuming with
+# any other value would stitch two different runs together. --patience, --deterministic,
+# --mixed-precision and the output folders may change between the two halves of a run.
+RESUME_SETTINGS = (
+    "model",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "validation_split",
+    "seed",
+    "augment",
+    "limit",
+    "outliers",
+    "data_dir",
+)
+DATA_DIGEST = "training_data_sha256"
+# A checkpoint holds the weights and Adam's two moment estimates (3 float32 per parameter); a
+# run keeps up to four at once: the best model, two backups and the one being written.
+CHECKPOINT_BYTES_PER_PARAM = 3 * 4
+CHECKPOINT_COPIES = 4
+MB = 1024 * 1024
 
 
 @dataclass
@@ -86,6 +95,16 @@ class RunPaths:
         return self.model.with_name(f"{self.model.stem}.partial.csv")
 
     @property
+    def settings(self) -> Path:
+        """What the interrupted run depends on, kept with its backup and removed with it."""
+        return self.backup_dir / "run_settings.json"
+
+    @property
+    def lock(self) -> Path:
+        """Held for the whole run, so two runs never share a backup and a checkpoint."""
+        return self.model.with_name(f"{self.model.stem}.lock")
+
+    @property
     def history(self) -> Path:
         """The finished run's per-epoch history."""
         return history_path(self.model)
@@ -111,9 +130,12 @@ def read_epoch_log(path: Path) -> dict[str, list[float]]:
 
 
 def make_callbacks(config: TrainConfig, paths: RunPaths, best_val_loss: float | None) -> list:
-    """Early stopping, best-model checkpoint, per-epoch log and resumable backup."""
+    """Early stopping, best-model checkpoint, per-epoch log, resumable backup, TensorBoard."""
     # On resume the callbacks start afresh; seeding them with the best loss seen before the
     # interruption keeps a worse epoch from overwriting the best checkpoint.
+    tensorboard = (
+        [] if config.tensorboard is None else [keras.callbacks.TensorBoard(config.tensorboard)]
+    )
     return [
         keras.callbacks.EarlyStopping(
             monitor="val_loss",
@@ -129,7 +151,128 @@ def make_callbacks(config: TrainConfig, paths: RunPaths, best_val_loss: float | 
         ),
         keras.callbacks.CSVLogger(paths.epoch_log, append=True),
         keras.callbacks.BackupAndRestore(paths.backup_dir, double_checkpoint=True),
+        *tensorboard,
     ]
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Create `folder` if needed and write a scratch file in it: a UserError if either fails.
+
+    Run before training, so a bad folder is found in a second, not after the last epoch.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UserError(f"{folder}: cannot write {what} here: {error.strerror or error}") from None
+
+
+def check_disk_space(folder: Path, params: int) -> None:
+    """Raise a UserError when `folder` has too little room for the checkpoints of `params`."""
+    needed = params * CHECKPOINT_BYTES_PER_PARAM * CHECKPOINT_COPIES
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise UserError(
+            f"{folder}: {free / MB:.1f} MB free, too little for this model's checkpoints "
+            f"(about {needed / MB:.1f} MB)"
+        )
+
+
+@contextlib.contextmanager
+def exclusive_run(paths: RunPaths) -> Iterator[None]:
+    """Hold the model path's lock for the whole run; a second run on it gets a UserError.
+
+    The lock is an OS file lock (flock), which dies with its process: a killed run's lock
+    file is left behind but never blocks the next run.
+    """
+    lock = filelock.FileLock(paths.lock, blocking=False)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        owner = ""  # the lock file may not hold the process id yet
+        with contextlib.suppress(OSError):
+            owner = paths.lock.read_text().strip()
+        raise UserError(
+            f"{paths.model}: another run (process {owner or 'unknown'}) is training this model; "
+            "wait for it to finish or choose another --model-path"
+        ) from None
+    try:
+        paths.lock.write_text(f"{os.getpid()}\n")
+        yield
+    finally:
+        lock.release()
+
+
+def data_digest(mnist: Mnist) -> str:
+    """SHA-256 of the training images and labels, the data every run splits and limits."""
+    digest = hashlib.sha256(np.ascontiguousarray(mnist.x_train).data)
+    digest.update(np.ascontiguousarray(mnist.y_train).data)
+    return digest.hexdigest()
+
+
+def run_settings(config: TrainConfig, digest: str) -> dict:
+    """The JSON-ready settings a run depends on (RESUME_SETTINGS) and its data's digest."""
+    settings = {name: getattr(config, name) for name in RESUME_SETTINGS}
+    settings["data_dir"] = None if config.data_dir is None else str(Path(config.data_dir).resolve())
+    return {**settings, DATA_DIGEST: digest}
+
+
+def as_flag(name: str, value: object) -> str:
+    """How a setting reads on the command line: `--batch-size 64`, or `no --limit` when unset."""
+    flag = "--" + name.replace("_", "-")
+    return f"no {flag}" if value is None else f"{flag} {value}"
+
+
+def settings_differences(recorded: dict, current: dict) -> list[str]:
+    """One phrase per setting that differs: `--epochs 3, not --epochs 5` (then, now)."""
+    differences = []
+    for name, value in current.items():
+        if recorded.get(name) == value:
+            continue
+        if name == DATA_DIGEST:
+            differences.append("other training data (its SHA-256 differs)")
+        else:
+            differences.append(f"{as_flag(name, recorded.get(name))}, not {as_flag(name, value)}")
+    return differences
+
+
+def check_same_settings(paths: RunPaths, settings: dict) -> None:
+    """Raise a UserError naming every setting the interrupted run had otherwise."""
+    try:
+        recorded = json.loads(paths.settings.read_text())
+    except (OSError, ValueError):
+        raise UserError(
+            f"{paths.backup_dir}: an interrupted run without a readable record of its settings; "
+            "add --restart to discard it and start over"
+        ) from None
+    differences = settings_differences(recorded, settings)
+    if differences:
+        raise UserError(
+            f"{paths.model}: the interrupted run of this model had {'; '.join(differences)}: "
+            "run the command that started it to resume it, or add --restart to discard it and "
+            "start over"
+        )
+
+
+def prepare_run(paths: RunPaths, settings: dict, restart: bool) -> None:
+    """Resume only a run with the same settings; start a new one with its settings recorded."""
+    if restart and paths.backup_dir.exists():
+        shutil.rmtree(paths.backup_dir)
+        print(f"Discarded the interrupted run in {paths.backup_dir} (--restart)")
+    if paths.backup_dir.exists():
+        check_same_settings(paths, settings)
+        return
+    start_fresh(paths)
+    paths.backup_dir.mkdir()
+    write_json_atomically(settings, paths.settings)
+
+
+def track_epoch(progress: dict[str, int]) -> keras.callbacks.Callback:
+    """A callback that keeps the number (from 1) of the epoch under way in `progress`."""
+    return keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: progress.update(epoch=epoch + 1)
+    )
 
 
 def start_fresh(paths: RunPaths) -> None:
@@ -174,7 +317,27 @@ def float32_copy(model: keras.Model, name: str) -> keras.Model:
 
 def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence = ()) -> TrainResult:
     """Train a model as `config` says, save the best one atomically with its not-a-digit
-    threshold and its ONNX export, and draw the plots."""
+    threshold and its ONNX export, and draw the plots.
+
+    Raises UserError before the first epoch for an unwritable folder, too little disk space,
+    another run on the same model path, or an interrupted run with other settings; raises
+    KeyboardInterrupt with a one-line message on Ctrl-C during training (the backup is kept).
+    """
+    paths = RunPaths(Path(config.model_path))
+    check_writable(paths.model.parent, "the model")
+    check_writable(Path(config.plots_dir), "the plots")
+    if config.tensorboard is not None:
+        if importlib.util.find_spec("tensorboard") is None:  # Keras' callback fails without it
+            raise UserError("--tensorboard needs the tensorboard package: pip install tensorboard")
+        check_writable(Path(config.tensorboard), "TensorBoard logs")
+    with exclusive_run(paths):
+        return train_locked(config, paths, mnist, callbacks)
+
+
+def train_locked(
+    config: TrainConfig, paths: RunPaths, mnist: Mnist | None, callbacks: Sequence
+) -> TrainResult:
+    """The run itself, once `train` has checked the folders and holds the model path's lock."""
     keras.utils.set_random_seed(config.seed)
     policy, reason = choose_precision(config.mixed_precision, cpu_has_bf16())
     keras.mixed_precision.set_global_policy(policy)
@@ -187,34 +350,41 @@ def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence =
     (x_train, y_train), (x_val, y_val) = select_data(mnist, config)
     x_train, targets, weights = with_outliers(x_train, y_train, config.outliers, config.seed)
 
-    paths = RunPaths(Path(config.model_path))
-    paths.model.parent.mkdir(parents=True, exist_ok=True)
-    resuming = paths.backup_dir.exists()
-    if not resuming:
-        start_fresh(paths)
-    earlier = read_epoch_log(paths.epoch_log)
-    best_val_loss = min(earlier["val_loss"]) if earlier.get("val_loss") else None
-
     steps_per_epoch = -(-len(x_train) // config.batch_size)
     model = build_model(config.model, config.learning_rate, config.epochs * steps_per_epoch)
+    check_disk_space(paths.model.parent, model.count_params())
+    prepare_run(paths, run_settings(config, data_digest(mnist)), config.restart)
+    earlier = read_epoch_log(paths.epoch_log)
+    best_val_loss = min(earlier["val_loss"]) if earlier.get("val_loss") else None
     model.summary()
     if earlier:
         print(f"Resuming after epoch {len(earlier['val_loss'])} from {paths.backup_dir}")
-    model.fit(
-        make_dataset(
-            x_train,
-            targets,
-            config.batch_size,
-            shuffle_seed=config.seed,
-            augment=config.augment,
-            weights=weights,
-        ),
-        validation_data=make_dataset(x_val, one_hot(y_val), config.batch_size),
-        epochs=config.epochs,
-        callbacks=[*make_callbacks(config, paths, best_val_loss), *callbacks],
-        shuffle=False,  # the tf.data pipeline already reshuffles every epoch
-        verbose=config.verbose,
-    )
+    progress = {"epoch": 0}
+    try:
+        model.fit(
+            make_dataset(
+                x_train,
+                targets,
+                config.batch_size,
+                shuffle_seed=config.seed,
+                augment=config.augment,
+                weights=weights,
+            ),
+            validation_data=make_dataset(x_val, one_hot(y_val), config.batch_size),
+            epochs=config.epochs,
+            callbacks=[
+                track_epoch(progress),
+                *make_callbacks(config, paths, best_val_loss),
+                *callbacks,
+            ],
+            shuffle=False,  # the tf.data pipeline already reshuffles every epoch
+            verbose=config.verbose,
+        )
+    except KeyboardInterrupt:
+        when = f"during epoch {progress['epoch']}" if progress["epoch"] else "before epoch 1"
+        raise KeyboardInterrupt(
+            f"interrupted {when} of {config.epochs}: run the same command to resume"
+        ) from None
 
     history = read_epoch_log(paths.epoch_log)
     best = float32_copy(keras.saving.load_model(paths.checkpoint), config.model)
@@ -232,6 +402,8 @@ def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence =
         write_json_atomically(history, paths.history),
     ]
     written += draw_plots(mnist, history, Path(config.plots_dir))
+    if config.tensorboard is not None:
+        written.append(Path(config.tensorboard))
 
     best_epoch = int(np.argmin(history["val_loss"]))
     return TrainResult(

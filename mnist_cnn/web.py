@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import binascii
 import io
+import json
 import sys
 import time
 from pathlib import Path
@@ -18,11 +20,13 @@ from flask import Flask, Request, Response, current_app, jsonify, request
 from PIL import Image
 from werkzeug.exceptions import HTTPException
 
+from mnist_cnn.cli import add_common_flags
 from mnist_cnn.data import IMAGE_SIZE
 from mnist_cnn.engine import engine_name
 from mnist_cnn.errors import UserError, run_cli
-from mnist_cnn.predict import Classifier, load_classifier
-from mnist_cnn.preprocess import open_image, to_mnist
+from mnist_cnn.predict import Classifier, load_classifier, picture_record, read_pictures_digits
+from mnist_cnn.preprocess import DECODE_SCALE, open_image
+from mnist_cnn.segment import find_digits
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_PREFIX = "/api/"
@@ -30,6 +34,7 @@ PREDICT_URL = API_PREFIX + "predict"
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024  # a canvas PNG is a few kB; phone photos fit too
 UPLOAD_FIELD = "image"
 CLASSIFIER_KEY = "mnist_cnn.classifier"
+JSON_EXAMPLE = '{"image": "data:image/png;base64,..."}'
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
@@ -49,8 +54,32 @@ def png_data_url(digit: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def image_from_json(body: bytes) -> bytes:
+    """The image in a JSON body `{"image": "data:image/png;base64,..."}`, as canvas clients send.
+
+    Raises UserError for a body that is not JSON, has no `image`, or whose data URL is not
+    base64; what the bytes hold is checked later, like any upload.
+    """
+    try:
+        payload = json.loads(body)
+    except ValueError:  # also UnicodeDecodeError
+        raise UserError("the request body is not valid JSON") from None
+    url = payload.get(UPLOAD_FIELD) if isinstance(payload, dict) else None
+    if not isinstance(url, str):
+        raise UserError(f"no '{UPLOAD_FIELD}' in the JSON body: send {JSON_EXAMPLE}")
+    header, comma, data = url.partition(",")
+    if not (comma and header.startswith("data:") and header.endswith(";base64")):
+        raise UserError(f"'{UPLOAD_FIELD}' is not a base64 data URL: send {JSON_EXAMPLE}")
+    try:
+        return base64.b64decode(data, validate=True)
+    except binascii.Error:
+        raise UserError(f"'{UPLOAD_FIELD}' is a data URL whose data is not valid base64") from None
+
+
 def read_upload() -> tuple[bytes, str]:
-    """The posted image and a name for messages: the form field `image`, else the raw body."""
+    """The posted image and a name for messages: a form field, a JSON data URL, or the body."""
+    if request.is_json:
+        return image_from_json(request.get_data(cache=False)), "JSON image"
     if request.mimetype == "multipart/form-data":
         upload = request.files.get(UPLOAD_FIELD)
         if upload is None:
@@ -63,17 +92,24 @@ def read_upload() -> tuple[bytes, str]:
 
 
 def classify(classifier: Classifier, raw: bytes, name: str) -> dict:
-    """Preprocess one image exactly as the CLI does and return the JSON-ready prediction."""
-    digit = to_mnist(open_image(raw, name), name)
-    readings = classifier.classify(digit[np.newaxis])
-    probabilities = readings.probabilities[0]
-    return {
-        "digit": int(np.argmax(probabilities)),
-        "is_digit": bool(readings.is_digit[0]),
-        "ood_score": float(readings.scores[0]),
-        "probabilities": [float(p) for p in probabilities],
-        "preprocessed": png_data_url(digit),
-    }
+    """Find the digits as the CLI does and return the JSON-ready reading.
+
+    `number` and `digits` [{digit, confidence, probabilities, box, preprocessed, ood_score}]
+    always, the candidates judged not digits left out; `is_digit`: whether any is a digit.
+    For a picture of one digit (or of nothing digit-like: what it looks most like) also
+    `digit`, `probabilities`, `ood_score` and `preprocessed`, as before. `size` is the
+    picture's [width, height], the pixels the boxes are in.
+    """
+    image = open_image(raw, name)
+    (picture,) = read_pictures_digits(classifier, [find_digits(image, name)])
+    result = picture_record(picture)
+    for digit, n in zip(result["digits"], picture.digits, strict=True):
+        digit["preprocessed"] = png_data_url(picture.candidates[n].digit)
+    if picture.alone is not None:
+        result["preprocessed"] = png_data_url(picture.candidates[picture.alone].digit)
+    scale = float(image.info.get(DECODE_SCALE, 1.0))
+    result["size"] = [round(image.width * scale), round(image.height * scale)]
+    return result
 
 
 def predict_route() -> Response:
@@ -110,11 +146,13 @@ def warm_up(classifier: Classifier) -> None:
     classifier.classify(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8))
 
 
-def create_app(classifier: Classifier | Path | str | None = None) -> Flask:
+def create_app(classifier: Classifier | Path | str | None = None, verbose: bool = False) -> Flask:
     """The Flask app; `classifier` is a loaded Classifier or a model path (.keras, .h5 or
-    .onnx; None: the default model), loaded once here, its notes printed."""
+    .onnx; None: the default model), loaded once here, its notes printed (and TensorFlow's
+    log lines, if it loads, when `verbose`)."""
     if not isinstance(classifier, Classifier):
-        classifier, notes = load_classifier(None if classifier is None else Path(classifier))
+        path = None if classifier is None else Path(classifier)
+        classifier, notes = load_classifier(path, verbose=verbose)
         for note in notes:
             print(note, file=sys.stderr)
     warm_up(classifier)
@@ -143,13 +181,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a .keras, .h5 or .onnx model (default: models/mnist_cnn.onnx when it was exported "
         "from models/mnist_cnn.keras, else that .keras)",
     )
+    add_common_flags(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Load the model once, then serve the app with Flask's threaded development server."""
     args = parse_args(argv)
-    app = create_app(args.model_path)
+    app = create_app(args.model_path, args.verbose)
     engine = app.extensions[CLASSIFIER_KEY].engine
     print(
         f"Serving {engine.path} ({engine_name(engine)}) at http://{args.host}:{args.port}/ "

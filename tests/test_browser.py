@@ -26,15 +26,20 @@ from selenium.webdriver.support.ui import WebDriverWait
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT = REPO_ROOT / "plots" / "web_app.png"
-WINDOW_SIZE = "1000,760"
+WINDOW_SIZE = "1240,900"
 SERVER_START_TIMEOUT_S = 180  # importing TensorFlow on a busy two-core machine is slow
 ANSWER_TIMEOUT_S = 20
 NO_ANSWER = "\N{EN DASH}"  # what the page shows before it has an answer
 STEPS_PER_SEGMENT = 8  # intermediate pointer moves, so the page sees a stroke, not a jump
 
-# Strokes as canvas fractions (x, y), (0, 0) top-left: each list is one press-move-release.
+# Strokes as fractions (x, y) of a square cell as tall as the canvas, (0, 0) top-left: each list
+# is one press-move-release. draw() puts the cell in the middle of the canvas unless told.
 ONE = [[(0.50, 0.18), (0.50, 0.82)]]
 SEVEN = [[(0.28, 0.22), (0.72, 0.22), (0.45, 0.82)]]
+THREE = [[(0.3, 0.22), (0.65, 0.22), (0.45, 0.48), (0.68, 0.6), (0.65, 0.78), (0.3, 0.8)]]
+FIVE = [
+    [(0.68, 0.22), (0.35, 0.22), (0.32, 0.48), (0.6, 0.46), (0.7, 0.62), (0.62, 0.8), (0.3, 0.8)]
+]
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} is not installed")
 
@@ -118,10 +123,15 @@ def page(browser, server_url):
     return browser
 
 
-def canvas_offset(canvas, fraction: tuple[float, float]) -> tuple[int, int]:
-    """Selenium's offset (from the element's centre) of a point given as canvas fractions."""
+def canvas_offset(canvas, point: tuple[float, float], left: float | None) -> tuple[int, int]:
+    """Selenium's offset (from the element's centre) of a point in a cell (see ONE).
+
+    `left` is where the cell's left edge is, as a fraction of the canvas width; None centres it.
+    """
     width, height = canvas.size["width"], canvas.size["height"]
-    return round((fraction[0] - 0.5) * width), round((fraction[1] - 0.5) * height)
+    cell = height / width  # the cell's width as a fraction of the canvas width
+    left = 0.5 - cell / 2 if left is None else left
+    return round((left + point[0] * cell - 0.5) * width), round((point[1] - 0.5) * height)
 
 
 def interpolate(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -134,14 +144,20 @@ def interpolate(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return path
 
 
-def draw(driver, strokes: list[list[tuple[float, float]]], pointer: str = "mouse") -> None:
+def draw(
+    driver,
+    strokes: list[list[tuple[float, float]]],
+    pointer: str = "mouse",
+    left: float | None = None,
+) -> None:
     """Draw each stroke with a mouse, touch or pen pointer: press, move through it, release."""
     canvas = driver.find_element(By.ID, "pad")
     for points in strokes:
         actions = ActionBuilder(driver, mouse=PointerInput(pointer, pointer), duration=10)
-        actions.pointer_action.move_to(canvas, *canvas_offset(canvas, points[0])).pointer_down()
+        start = canvas_offset(canvas, points[0], left)
+        actions.pointer_action.move_to(canvas, *start).pointer_down()
         for point in interpolate(points):
-            actions.pointer_action.move_to(canvas, *canvas_offset(canvas, point))
+            actions.pointer_action.move_to(canvas, *canvas_offset(canvas, point, left))
         actions.pointer_action.pointer_up()
         actions.perform()
 
@@ -170,7 +186,7 @@ def severe_logs(driver) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
-def test_drawing_a_one_then_a_seven(page, tmp_path):
+def test_drawing_a_one_then_a_seven(page):
     draw(page, ONE)
     wait_for_digit(page, "1")
     page.find_element(By.ID, "clear").click()
@@ -180,7 +196,27 @@ def test_drawing_a_one_then_a_seven(page, tmp_path):
     assert len(page.find_elements(By.CSS_SELECTOR, "#bars li")) == 10
     assert page.find_element(By.ID, "preprocessed").get_attribute("src").startswith("data:image")
     assert severe_logs(page) == []
+
+
+def test_drawing_thirty_five_reads_the_number_and_boxes_each_digit(page, tmp_path):
+    draw(page, THREE, left=0.12)
+    draw(page, FIVE, left=0.5)
+    wait_for_digit(page, "35")
+    found = page.find_elements(By.CSS_SELECTOR, "#digits .found")
+    assert [f.text for f in found] == ["3", "5"]
+    found[1].click()  # the bars and the 28x28 follow the digit chosen
+    assert found[1].get_attribute("aria-pressed") == "true"
+    best = page.find_element(By.CSS_SELECTOR, "#bars li.best .name").text
+    assert best == "5"
+    boxes = page.execute_script(
+        "const c = document.getElementById('boxes');"
+        "const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        "let n = 0; for (let i = 3; i < px.length; i += 4) n += px[i] > 0; return n;"
+    )
+    assert boxes > 0  # a box is drawn around the digits, over the drawing
+    assert severe_logs(page) == []
     path = screenshot_path(tmp_path)
+    page.execute_script("window.scrollTo(0, 0)")  # the click may have scrolled the page
     page.save_screenshot(str(path))
     assert Image.open(path).size[0] > 0
 

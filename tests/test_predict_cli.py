@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,3 +236,68 @@ def test_statistics_beside_the_model_are_loaded_and_judge(tiny_model_path):
 def test_accept_all_turns_rejection_off(tiny_model_path):
     classifier, notes = load_classifier(tiny_model_path, accept_all=True)
     assert classifier.stats is None and notes == []
+
+
+def test_a_folder_is_read_image_by_image_in_name_order(monkeypatch, capsys, tiny_model_path, files):
+    good, _ = files
+    folder = good[0].parent / "folder"
+    folder.mkdir()
+    copies = [folder / f"{n}-{path.name}" for n, path in enumerate(good)]
+    for source, copy in zip(good, copies, strict=True):
+        copy.write_bytes(source.read_bytes())
+    (folder / "README.txt").write_text("scans of my digits")
+    status, out, err = cli(monkeypatch, capsys, str(folder), "--model-path", str(tiny_model_path))
+    assert status == 0
+    assert err == f"{folder}: skipped 1 file that is not an image\n"
+    assert [line.split(": ")[0] for line in out.splitlines()] == [str(p) for p in copies]
+
+
+# --- numbers: several digits in one picture ----------------------------------------------------
+
+
+@pytest.fixture
+def number_file(tmp_path, mnist) -> Path:
+    """A picture of three test digits side by side, black on white: the number mnist reads."""
+    paper = Image.new("L", (300, 110), 255)
+    for n in range(3):
+        ink = Image.fromarray(mnist.x_test[n]).resize((84, 84))
+        paper.paste(ImageOps.invert(ink), (10 + 95 * n, 12))
+    path = tmp_path / "house.png"
+    paper.save(path)
+    return path
+
+
+def test_a_number_prints_each_digit_and_its_confidence(
+    monkeypatch, capsys, number_file, committed_model_path, mnist
+):
+    args = [str(number_file), "--model-path", str(committed_model_path)]
+    status, out, err = cli(monkeypatch, capsys, *args)
+    assert status == 0 and err == ""
+    number = "".join(str(d) for d in mnist.y_test[:3])
+    digits = ", ".join(rf"{d}: \d+\.\d%" for d in number)
+    assert re.fullmatch(rf"{re.escape(str(number_file))}: {number} \({digits}\)\n", out)
+
+
+def test_number_json_boxes_and_saved_digits(
+    monkeypatch, capsys, number_file, tmp_path, tiny_model_path
+):
+    saved = tmp_path / "seen"
+    args = [str(number_file), "--model-path", str(tiny_model_path), "--json"]
+    status, out, _ = cli(monkeypatch, capsys, *args, "--save-preprocessed", str(saved))
+    assert status == 0
+    record = json.loads(out)
+    assert len(record["number"]) == 3 and "digit" not in record
+    assert [d["digit"] for d in record["digits"]] == [int(c) for c in record["number"]]
+    lefts = [d["box"][0] for d in record["digits"]]
+    assert lefts == sorted(lefts) and all(len(d["probabilities"]) == 10 for d in record["digits"])
+    for n, (left, top, right, bottom) in enumerate(d["box"] for d in record["digits"]):
+        assert 10 + 95 * n <= left < right <= 10 + 95 * n + 84 and 12 <= top < bottom <= 96
+    assert sorted(p.name for p in saved.iterdir()) == ["house-1.png", "house-2.png", "house-3.png"]
+
+
+def test_single_reads_the_whole_picture_as_one_digit(
+    monkeypatch, capsys, number_file, tiny_model_path
+):
+    args = [str(number_file), "--model-path", str(tiny_model_path), "--single"]
+    status, out, _ = cli(monkeypatch, capsys, *args)
+    assert status == 0 and re.fullmatch(r".*: \d \(\d+\.\d%\)\n", out)

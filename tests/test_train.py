@@ -1,20 +1,26 @@
-"""The model's shape, and train_model.py end to end: artefacts, resume, reproducibility."""
+"""The model's shape, and train_model.py end to end: artefacts, resume, locks, reproducibility."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 from conftest import REPO_ROOT, run_script
 
+from mnist_cnn import train as train_module
+from mnist_cnn.config import MODEL_NAMES
+from mnist_cnn.errors import UserError
 from mnist_cnn.model import MODELS, build_model
-from mnist_cnn.train import RunPaths, TrainConfig, train
+from mnist_cnn.train import RunPaths, TrainConfig, exclusive_run, prepare_run, train
 
 QUICK = ("--limit", "2000", "--batch-size", "64")
 
@@ -25,6 +31,10 @@ def test_default_model_has_the_designed_shape_and_parameter_count():
     probabilities = model.predict(np.zeros((3, 28, 28, 1), np.float32), verbose=0)
     assert probabilities.shape == (3, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_parser_offers_every_model():
+    assert set(MODEL_NAMES) == set(MODELS)
 
 
 def test_every_model_choice_maps_digits_to_ten_probabilities():
@@ -41,10 +51,23 @@ def quick_args(tmp_path, epochs: int) -> list[str]:
             "--plots-dir", str(tmp_path / "plots")]  # fmt: skip
 
 
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The single `error:` line of a failed run, after checking there is no traceback."""
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    return errors[0]
+
+
 def test_train_script_writes_a_loadable_model_history_and_plots(tmp_path, mnist):
-    result = run_script("train_model.py", *quick_args(tmp_path, epochs=1), "--onednn", "off")
+    args = [*quick_args(tmp_path, epochs=1), "--tensorboard", str(tmp_path / "tb")]
+    result = run_script("train_model.py", *args, "--onednn", "off")
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # TensorFlow's log lines are hidden without --verbose
     assert "oneDNN: off (forced off by --onednn off)" in result.stdout.splitlines()
+    assert result.stdout.splitlines()[-1].startswith("Training time: ")
+    for part in ("train", "validation"):
+        assert list((tmp_path / "tb" / part).glob("events.out.tfevents.*"))
     assert "Total params: 225,034" in result.stdout
     assert "Best validation accuracy" in result.stdout
 
@@ -72,26 +95,47 @@ def wait_for_first_epoch(paths: RunPaths, process: subprocess.Popen, timeout: fl
         time.sleep(0.2)
 
 
-def test_an_interrupted_run_resumes_at_the_next_epoch(tmp_path):
-    args = quick_args(tmp_path, epochs=3)
-    process = subprocess.Popen(
+def default_sigint() -> None:
+    """Let the child take Ctrl-C even when pytest runs in a background job, which ignores it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_training(args: list[str]) -> subprocess.Popen:
+    """train_model.py in the background, its output kept for the test to read."""
+    return subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "train_model.py"), *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO_ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+        preexec_fn=default_sigint,
     )  # fmt: skip
+
+
+def test_an_interrupted_run_resumes_at_the_next_epoch(tmp_path):
+    args = quick_args(tmp_path, epochs=2)
+    process = start_training(args)
     paths = RunPaths(tmp_path / "m.keras")
     try:
         wait_for_first_epoch(paths, process)
     finally:
         os.kill(process.pid, signal.SIGKILL)  # as hard as a power cut
-        process.wait()
+        process.communicate()
     assert not paths.model.exists()
+    assert paths.lock.exists()  # left behind by the killed run, yet it blocks nothing below
+
+    # The same run with another architecture and schedule: refused, naming both values.
+    changed = run_script("train_model.py", *args, "--model", "strong", "--epochs", "4")
+    assert changed.returncode == 1
+    error = one_error_line(changed)
+    assert str(paths.model) in error and "--restart" in error
+    assert "--model cnn, not --model strong" in error
+    assert "--epochs 2, not --epochs 4" in error
+    assert "--batch-size" not in error  # only the flags that differ
 
     result = run_script("train_model.py", *args)
     assert result.returncode == 0, result.stderr
     assert "Resuming after epoch" in result.stdout
-    assert "Epoch 1/3" not in result.stdout
+    assert "Epoch 1/2" not in result.stdout
     history = json.loads(paths.history.read_text())
-    assert len(history["val_loss"]) == 3
+    assert len(history["val_loss"]) == 2
     assert paths.model.exists() and not paths.backup_dir.exists()
 
 
@@ -117,3 +161,92 @@ def test_the_model_trains_under_mixed_bfloat16_with_float32_outputs(mnist):
     assert model.layers[0].compute_dtype == "bfloat16"
     assert probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_ctrl_c_is_one_line_and_keeps_the_backup(tmp_path):
+    args = quick_args(tmp_path, epochs=5)
+    process = start_training(args)
+    paths = RunPaths(tmp_path / "m.keras")
+    try:
+        wait_for_first_epoch(paths, process)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted during epoch ") and last.endswith(
+        " of 5: run the same command to resume"
+    )
+    assert (paths.backup_dir / "training_metadata.json").exists()
+    assert paths.settings.exists() and not paths.model.exists()
+
+
+def test_a_second_run_on_a_locked_model_path_stops_naming_the_first(tmp_path):
+    paths = RunPaths(tmp_path / "m.keras")
+    with exclusive_run(paths):  # this test process plays the first run
+        result = run_script("train_model.py", *quick_args(tmp_path, epochs=1))
+    assert result.returncode == 1
+    error = one_error_line(result)
+    assert str(paths.model) in error and f"process {os.getpid()}" in error
+    assert not paths.backup_dir.exists() and not paths.epoch_log.exists()
+
+
+def a_file(path: Path) -> Path:
+    """A regular file where a folder should be: no one, not even root, can write under it."""
+    path.write_text("a file, not a folder\n")
+    return path
+
+
+def test_an_unwritable_model_folder_is_one_line_before_training(tmp_path):
+    blocker = a_file(tmp_path / "models")
+    args = [*QUICK, "--epochs", "1", "--model-path", str(blocker / "m.keras"),
+            "--plots-dir", str(tmp_path / "plots")]  # fmt: skip
+    result = run_script("train_model.py", *args)
+    assert result.returncode == 1
+    error = one_error_line(result)
+    assert error.startswith(f"error: {blocker}: cannot write the model here: ")
+    assert "Epoch 1/" not in result.stdout
+
+
+def test_an_unwritable_plots_folder_stops_before_training(tmp_path, mnist):
+    blocker = a_file(tmp_path / "plots")
+    config = TrainConfig(epochs=1, batch_size=64, limit=500, model_path=tmp_path / "m.keras",
+                         plots_dir=blocker / "curves", verbose=0)  # fmt: skip
+    with pytest.raises(UserError, match="cannot write the plots here") as error:
+        train(config, mnist)
+    assert str(error.value).startswith(str(blocker / "curves")) and "\n" not in str(error.value)
+    assert not RunPaths(config.model_path).backup_dir.exists()
+
+
+def test_too_little_disk_space_stops_before_the_first_epoch(tmp_path, mnist, monkeypatch):
+    def nearly_full(folder):
+        return shutil._ntuple_diskusage(total=10**9, used=10**9 - 1000, free=1000)
+
+    monkeypatch.setattr(train_module.shutil, "disk_usage", nearly_full)
+    config = TrainConfig(epochs=1, batch_size=64, limit=500, model_path=tmp_path / "m.keras",
+                         plots_dir=tmp_path / "plots", verbose=0)  # fmt: skip
+    with pytest.raises(UserError, match="too little for this model's checkpoints") as error:
+        train(config, mnist)
+    assert "\n" not in str(error.value)
+    paths = RunPaths(config.model_path)
+    assert not paths.backup_dir.exists() and not paths.epoch_log.exists()
+
+
+def test_restart_discards_the_interrupted_run_but_not_the_finished_model(tmp_path):
+    paths = RunPaths(tmp_path / "m.keras")
+    paths.model.write_bytes(b"the finished model")
+    paths.backup_dir.mkdir()
+    (paths.backup_dir / "training_metadata.json").write_text("{}")
+    paths.epoch_log.write_text("epoch,val_loss\n0,0.5\n")
+    old = {"model": "cnn", "epochs": 3}
+    paths.settings.write_text(json.dumps(old))
+
+    with pytest.raises(UserError, match="--epochs 3, not --epochs 4"):
+        prepare_run(paths, {**old, "epochs": 4}, restart=False)
+    prepare_run(paths, {**old, "epochs": 4}, restart=True)
+    assert json.loads(paths.settings.read_text()) == {**old, "epochs": 4}
+    assert not (paths.backup_dir / "training_metadata.json").exists()
+    assert not paths.epoch_log.exists()
+    assert paths.model.read_bytes() == b"the finished model"  # replaced only when a run ends

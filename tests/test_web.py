@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import socket
 import struct
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import zlib
 
 import numpy as np
@@ -16,7 +21,8 @@ from PIL import Image, PngImagePlugin
 
 from mnist_cnn.engine import load_engine
 from mnist_cnn.predict import load_classifier
-from mnist_cnn.preprocess import open_image, to_mnist
+from mnist_cnn.preprocess import open_image
+from mnist_cnn.segment import find_digits
 from mnist_cnn.web import MAX_UPLOAD_BYTES, STATIC_DIR, create_app
 
 API = "/api/predict"
@@ -110,10 +116,37 @@ def test_server_uses_the_shared_preprocessing(client, tiny_model_path, mnist):
     # The photo-taking user (black ink on white) must get exactly what the CLI would give.
     body = png_bytes(255 - mnist.x_test[1])
     result = post_png(client, body).get_json()
-    digit = to_mnist(open_image(body))
+    (candidate,) = find_digits(open_image(body))  # the CLI's path, for one digit or many
+    digit = candidate.digit
     expected = load_engine(tiny_model_path).predict(digit[np.newaxis])[0]
     np.testing.assert_array_equal(decode_data_url(result["preprocessed"]), digit)
     np.testing.assert_allclose(result["probabilities"], expected, atol=1e-6)
+
+
+def test_a_number_gets_number_and_digits_with_boxes(committed_model_path, mnist):
+    client = create_app(committed_model_path).test_client()
+    paper = np.zeros((100, 270), np.uint8)  # light ink on black, as the page's canvas draws
+    for n in range(3):
+        paper[10:94, 10 + 84 * n : 94 + 84 * n] = np.asarray(
+            Image.fromarray(mnist.x_test[n]).resize((84, 84))
+        )
+    result = post_png(client, png_bytes(paper)).get_json()
+    assert result["number"] == "".join(str(d) for d in mnist.y_test[:3])
+    assert result["size"] == [270, 100] and "digit" not in result
+    assert len(result["digits"]) == 3
+    for n, digit in enumerate(result["digits"]):
+        left, top, right, bottom = digit["box"]
+        assert 10 + 84 * n <= left < right <= 94 + 84 * n and 10 <= top < bottom <= 94
+        assert len(digit["probabilities"]) == 10
+        assert decode_data_url(digit["preprocessed"]).shape == (28, 28)
+
+
+def test_one_digit_keeps_the_old_fields_and_gets_the_new_ones(client, mnist):
+    result = post_png(client, png_bytes(mnist.x_test[0])).get_json()
+    assert result["number"] == str(result["digit"])
+    (only,) = result["digits"]
+    assert only["probabilities"] == pytest.approx(result["probabilities"], abs=1e-5)
+    assert only["preprocessed"] == result["preprocessed"] and only["box"][2] <= 28
 
 
 def test_tiny_model_reads_most_mnist_digits(client, mnist):
@@ -203,5 +236,91 @@ def test_missing_model_is_one_line_without_traceback(tmp_path):
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    # Only the last line is ours: TensorFlow may print start-up notices before it.
-    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {missing}: no model")
+    # One line: TensorFlow's start-up notices are hidden without --verbose.
+    assert (
+        result.stderr.startswith(f"error: {missing}: no model") and result.stderr.count("\n") == 1
+    )
+
+
+# --- the JSON body: {"image": "data:image/png;base64,..."}, as canvas clients send ----------------
+
+
+def post_json(client, image: object):
+    """POST a JSON body `{"image": image}`."""
+    return client.post(API, json={"image": image})
+
+
+def as_data_url(body: bytes) -> str:
+    """`body` as a PNG data URL."""
+    return DATA_URL_PREFIX + base64.b64encode(body).decode("ascii")
+
+
+def test_json_data_url_gets_the_same_answer_as_the_raw_body(client, mnist):
+    body = png_bytes(mnist.x_test[0])
+    from_json, from_body = post_json(client, as_data_url(body)), post_png(client, body)
+    assert from_json.status_code == 200, from_json.data
+    for key in ("digit", "probabilities", "preprocessed"):
+        assert from_json.get_json()[key] == from_body.get_json()[key]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"picture": "data:image/png;base64,AAAA"}', "no 'image'"),
+        (b'["data:image/png;base64,AAAA"]', "no 'image'"),
+        (b'{"image": "iVBORw0KGgo="}', "not a base64 data URL"),
+        (b'{"image": "data:image/png;base64,@@not base64@@"}', "not valid base64"),
+        (b'{"image": "data:image/png;base64,aGVsbG8="}', "not an image"),
+    ],
+    ids=["not-json", "no-image", "not-an-object", "no-data-url", "bad-base64", "not-an-image"],
+)
+def test_bad_json_bodies_get_400(client, body, words):
+    assert_error(client.post(API, data=body, content_type="application/json"), 400, words)
+
+
+def test_too_big_json_gets_413(client):
+    image = as_data_url(b"\0" * MAX_UPLOAD_BYTES)
+    assert_error(post_json(client, image), 413)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def post_to_server(url: str, body: bytes, timeout: float = 180) -> tuple[int, dict]:
+    """POST a JSON body to a starting server, retrying until it listens: (status, JSON reply)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+        except urllib.error.URLError:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.5)
+
+
+def test_the_real_server_takes_a_json_data_url(tiny_model_path, mnist):
+    port = free_port()
+    command = [sys.executable, "-m", "mnist_cnn.web", "--port", str(port),
+               "--model-path", str(tiny_model_path)]  # fmt: skip
+    server = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        url = f"http://127.0.0.1:{port}{API}"
+        image = as_data_url(png_bytes(mnist.x_test[0]))
+        status, reply = post_to_server(url, json.dumps({"image": image}).encode())
+        assert status == 200 and reply["digit"] in range(10), reply
+        status, reply = post_to_server(url, b"{not json")
+        assert status == 400 and "not valid JSON" in reply["error"]
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=60)
+    assert b"Traceback" not in stderr

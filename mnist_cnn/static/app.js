@@ -1,4 +1,4 @@
-// Drawing pad -> POST /api/predict -> bars. Plain JS, no framework, no build step.
+// Drawing pad -> POST /api/predict -> the number, a box per digit, bars. Plain JS, no build step.
 "use strict";
 
 const API_URL = "/api/predict";
@@ -6,9 +6,14 @@ const DEBOUNCE_MS = 150; // long enough to batch pointer moves, short enough to 
 const INK = "#fff";
 const PAPER = "#000"; // MNIST is light ink on black; the server accepts either polarity
 const NUM_CLASSES = 10;
+const BOX_COLOUR = "#3b6cf6";
+const SELECTED_BOX_COLOUR = "#f6a53b";
 
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
+const boxesEl = document.getElementById("boxes"); // drawn over the pad, never sent
+const boxesCtx = boxesEl.getContext("2d");
+const digitsEl = document.getElementById("digits");
 const digitEl = document.getElementById("digit");
 const confidenceEl = document.getElementById("confidence");
 const preprocessedEl = document.getElementById("preprocessed");
@@ -20,6 +25,8 @@ let last = null; // the previous point of the stroke being drawn, or null
 let hasInk = false;
 let timer = 0;
 let latestRequest = 0; // responses to older requests are dropped
+let shown = null; // the last answer, and which of its digits the bars show
+let selected = 0;
 
 function makeBars() {
   for (let digit = 0; digit < NUM_CLASSES; digit++) {
@@ -29,32 +36,80 @@ function makeBars() {
   }
 }
 
+function showBars(probabilities) {
+  const best = probabilities.indexOf(Math.max(...probabilities));
+  [...barsEl.children].forEach((row, digit) => {
+    const p = probabilities[digit];
+    row.querySelector(".fill").style.width = `${100 * p}%`;
+    row.querySelector(".value").textContent = `${(100 * p).toFixed(1)}%`;
+    row.classList.toggle("best", digit === best);
+  });
+}
+
+// A box around each digit found, in canvas pixels (the server answers in the image's pixels).
+function drawBoxes() {
+  boxesCtx.clearRect(0, 0, boxesEl.width, boxesEl.height);
+  if (!shown || !shown.fromPad) return;
+  const scale = boxesEl.width / shown.size[0];
+  boxesCtx.lineWidth = 3;
+  shown.digits.forEach((digit, n) => {
+    const [left, top, right, bottom] = digit.box.map((v) => v * scale);
+    boxesCtx.strokeStyle = n === selected ? SELECTED_BOX_COLOUR : BOX_COLOUR;
+    boxesCtx.strokeRect(left - 4, top - 4, right - left + 8, bottom - top + 8);
+  });
+}
+
+function select(n) {
+  selected = n;
+  const digit = shown.digits[n];
+  preprocessedEl.src = digit.preprocessed;
+  showBars(digit.probabilities);
+  [...digitsEl.children].forEach((el, m) => el.setAttribute("aria-pressed", String(m === n)));
+  drawBoxes();
+}
+
 function showResult(result) {
-  if (result.is_digit === false) {
-    // A verdict of "not a digit" replaces the answer and its bars: a confident bar would lie.
+  if (!result.is_digit) {
+    // "Not a digit" replaces the answer and its bars: a confident bar would lie.
     resetResult("that doesn't look like a digit");
     digitEl.textContent = "?";
     preprocessedEl.src = result.preprocessed;
     statusEl.textContent = `${result.elapsed_ms} ms on the server`;
     return;
   }
-  const best = result.digit;
-  digitEl.textContent = String(best);
-  confidenceEl.textContent = `${(100 * result.probabilities[best]).toFixed(1)}% sure`;
-  preprocessedEl.src = result.preprocessed;
-  [...barsEl.children].forEach((row, digit) => {
-    const p = result.probabilities[digit];
-    row.querySelector(".fill").style.width = `${100 * p}%`;
-    row.querySelector(".value").textContent = `${(100 * p).toFixed(1)}%`;
-    row.classList.toggle("best", digit === best);
-  });
+  shown = result;
+  digitEl.textContent = result.number;
+  digitEl.classList.toggle("long", result.number.length > 2);
+  const sure = result.digits.map((d) => `${(100 * d.confidence).toFixed(1)}%`);
+  confidenceEl.textContent =
+    result.digits.length === 1
+      ? `${sure[0]} sure`
+      : result.digits.map((d, n) => `${d.digit}: ${sure[n]}`).join(", ");
+  digitsEl.replaceChildren(
+    ...result.digits.map((digit, n) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "found";
+      button.title = `digit ${n + 1}: ${digit.digit}, ${sure[n]}`;
+      button.innerHTML = `<img alt="28×28 of digit ${n + 1}" width="42" height="42"><span>${digit.digit}</span>`;
+      button.querySelector("img").src = digit.preprocessed;
+      button.addEventListener("click", () => select(n));
+      return button;
+    }),
+  );
+  select(Math.min(selected, result.digits.length - 1));
   statusEl.textContent = `${result.elapsed_ms} ms on the server`;
 }
 
 function resetResult(message) {
+  shown = null;
+  selected = 0;
   digitEl.textContent = "–";
+  digitEl.classList.remove("long");
   confidenceEl.textContent = message;
   preprocessedEl.removeAttribute("src");
+  digitsEl.replaceChildren();
+  drawBoxes();
   for (const row of barsEl.children) {
     row.querySelector(".fill").style.width = "0";
     row.querySelector(".value").textContent = "";
@@ -63,12 +118,13 @@ function resetResult(message) {
 }
 
 // `id` is taken when the request is decided on, so a Clear meanwhile makes it stale.
-async function send(id, body, headers = {}) {
+// Boxes are drawn over the pad only for the pad's own drawing, not for an uploaded file.
+async function send(id, body, headers = {}, fromPad = false) {
   try {
     const response = await fetch(API_URL, { method: "POST", body, headers });
     const result = await response.json();
     if (id !== latestRequest) return;
-    if (response.ok) showResult(result);
+    if (response.ok) showResult({ ...result, fromPad });
     else resetResult(result.error || `error ${response.status}`);
   } catch {
     if (id === latestRequest) resetResult("the request failed: is the server running?");
@@ -78,7 +134,7 @@ async function send(id, body, headers = {}) {
 function predictCanvas() {
   if (!hasInk) return;
   const id = ++latestRequest;
-  pad.toBlob((blob) => send(id, blob, { "Content-Type": "image/png" }), "image/png");
+  pad.toBlob((blob) => send(id, blob, { "Content-Type": "image/png" }, true), "image/png");
 }
 
 function schedulePredict() {
@@ -159,7 +215,7 @@ function uploadFile() {
 }
 
 function setUp() {
-  ctx.lineWidth = pad.width / 14; // about an MNIST stroke once scaled down to 28x28
+  ctx.lineWidth = pad.height / 14; // about an MNIST stroke once a digit is scaled to 28x28
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   ctx.strokeStyle = INK;
