@@ -97,7 +97,7 @@ FONT_FILES = (
     "DejaVuSansMono.ttf",
 )
 MAX_SHEAR = 0.35  # a slant of up to about 19 degrees either way, on top of the italic faces
-KINDS = ("glyph", "scribble", "shape", "blob", "speckle")
+KINDS = ("glyph", "scribble", "shape", "blob", "speckle", "doodle")
 
 
 @functools.cache
@@ -187,6 +187,37 @@ def random_shape(rng: np.random.Generator) -> Image.Image:
     return image
 
 
+def random_doodle(rng: np.random.Generator) -> Image.Image:
+    """A drawing around a ring, which alone would be a 0: a face (a smile or a frown, mostly
+    eyes, sometimes a nose), or a sun with rays; the ring an ellipse of random shape."""
+    image = Image.new("L", (CANVAS, CANVAS), 255)
+    draw = ImageDraw.Draw(image)
+    width = int(rng.integers(2, 6))
+    rx, ry = rng.uniform(0.22, 0.34, size=2) * CANVAS
+    cx, cy = CANVAS / 2, CANVAS / 2
+    draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), outline=0, width=width)
+    if rng.random() < 0.25:  # a sun: rays all round the ring
+        for angle in np.linspace(0, 2 * np.pi, int(rng.integers(6, 13)), endpoint=False):
+            far = 1.15 + rng.uniform(0.2, 0.4)
+            ray = [(cx + k * rx * np.cos(angle), cy + k * ry * np.sin(angle)) for k in (1.15, far)]
+            draw.line(ray, fill=0, width=width)
+        return image
+    eye = rng.uniform(0.05, 0.1) * CANVAS
+    # Small eyes may be set aside as specks when the digits are found: train on faces without.
+    for side in (-1, 1) if rng.random() < 0.7 else ():  # two eyes, dots or strokes
+        ex, ey = cx + side * 0.4 * rx, cy - 0.3 * ry
+        if rng.random() < 0.6:
+            draw.ellipse((ex - eye / 2, ey - eye / 2, ex + eye / 2, ey + eye / 2), fill=0)
+        else:
+            draw.line((ex, ey - eye / 2, ex, ey + eye / 2), fill=0, width=width)
+    mouth = (cx - 0.5 * rx, cy - 0.1 * ry, cx + 0.5 * rx, cy + 0.6 * ry)
+    smile = rng.random() < 0.7
+    draw.arc(mouth, 20 if smile else 200, 160 if smile else 340, fill=0, width=width)
+    if rng.random() < 0.3:
+        draw.line((cx, cy - 0.1 * ry, cx, cy + 0.15 * ry), fill=0, width=width)
+    return image
+
+
 def random_blob(rng: np.random.Generator) -> Image.Image:
     """A smooth random ink blot: blurred noise cut at a threshold."""
     noise = Image.fromarray((rng.random((CANVAS, CANVAS)) * 255).astype(np.uint8))
@@ -211,6 +242,7 @@ MAKERS: dict[str, Callable[[np.random.Generator], Image.Image]] = {
     "shape": random_shape,
     "blob": random_blob,
     "speckle": random_speckle,
+    "doodle": random_doodle,
 }
 
 
