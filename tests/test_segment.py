@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_preprocess import PERSON_DIGITS, redraw, save_like_a_person
+from test_preprocess import PERSON_DIGITS
 from test_preprocess import SEED as PERSON_SEED
 
 from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import UserError
 from mnist_cnn.preprocess import open_image, to_mnist
 from mnist_cnn.segment import MAX_CANDIDATES, find_digits
+from mnist_cnn.synthetic import person_style_files
 
 DATA = Path(__file__).resolve().parent / "data"
 CASES = {"pencil_on_ruled_paper.jpg": "6", "shadow_across_digit.jpg": "5", "two_digits.png": "42"}
@@ -282,10 +283,8 @@ def test_single_digits_saved_the_way_people_save_them_still_read(model, mnist, t
     # tests/test_preprocess.py's person-style set, through find_digits as test_model.py reads it.
     rng = np.random.default_rng(PERSON_SEED)
     chosen = rng.choice(len(mnist.x_test), PERSON_DIGITS, replace=False)
-    read = []
-    for n, index in enumerate(chosen):
-        raw = save_like_a_person(redraw(mnist.x_test[index], rng), n % 3, rng)
-        read.append(digits_or_none(open_image(raw)))
+    files = person_style_files(mnist.x_test[chosen], PERSON_SEED)
+    read = [digits_or_none(open_image(raw)) for raw, _ in files]
     singles = [found[0].digit for found in read if len(found) == 1]
     guesses = iter(model.predict(np.stack(singles)).argmax(axis=1))
     right = sum(
