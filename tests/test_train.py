@@ -18,6 +18,7 @@ from conftest import REPO_ROOT, run_script
 
 from mnist_cnn import train as train_module
 from mnist_cnn.config import MODEL_NAMES
+from mnist_cnn.data import one_hot
 from mnist_cnn.errors import UserError
 from mnist_cnn.model import MODELS, build_model
 from mnist_cnn.train import RunPaths, TrainConfig, exclusive_run, prepare_run, train
@@ -154,7 +155,7 @@ def test_the_model_trains_under_mixed_bfloat16_with_float32_outputs(mnist):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         model = build_model()
-        model.fit(mnist.x_train[:256, ..., None] / 255.0, mnist.y_train[:256], verbose=0)
+        model.fit(mnist.x_train[:256, ..., None] / 255.0, one_hot(mnist.y_train[:256]), verbose=0)
         probabilities = model.predict(mnist.x_test[:8, ..., None] / 255.0, verbose=0)
     finally:
         keras.mixed_precision.set_global_policy("float32")
