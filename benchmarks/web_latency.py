@@ -29,7 +29,8 @@ from mnist_cnn.data import load_mnist
 from mnist_cnn.engine import engine_name
 from mnist_cnn.errors import UserError, run_cli
 from mnist_cnn.predict import load_classifier
-from mnist_cnn.preprocess import open_image, to_mnist
+from mnist_cnn.preprocess import open_image
+from mnist_cnn.segment import find_digits
 from mnist_cnn.web import PREDICT_URL, create_app
 
 CANVAS_SIZE = 280  # the page's canvas, in pixels
@@ -135,7 +136,7 @@ def main() -> None:
     """For each model: the timings, then the real server's memory after many requests."""
     args = parse_args()
     body = canvas_png(load_mnist().x_test[0])
-    digit = to_mnist(open_image(body))[np.newaxis]
+    digit = find_digits(open_image(body))[0].digit[np.newaxis]
     for model_path in args.models:
         time_model(model_path, body, digit, args.requests)
         memory = server_memory_mib(model_path, body, args.memory_requests)
@@ -143,13 +144,14 @@ def main() -> None:
 
 
 def time_model(model_path: Path, body: bytes, digit: np.ndarray, requests: int) -> None:
-    """Print the timings of one model: the whole request through the test client, then the
-    preprocessing and the model call (with the not-a-digit score) on their own."""
+    """Print the timings of one model: the whole request through the test client, then
+    finding and normalising the digits (as the app does) and the model call (with the
+    not-a-digit score) on their own."""
     classifier, _ = load_classifier(model_path)
     client = create_app(classifier).test_client()
     print(f"\n{model_path} ({engine_name(classifier.engine)})")
     report("POST /api/predict (test client)", time_ms(lambda: post(client, body), requests))
-    report("preprocessing only", time_ms(lambda: to_mnist(open_image(body)), requests))
+    report("finding the digits only", time_ms(lambda: find_digits(open_image(body)), requests))
     report("model call only", time_ms(lambda: classifier.classify(digit), requests))
 
 
