@@ -67,9 +67,9 @@ def parse_args() -> argparse.Namespace:
         "--model-path",
         type=Path,
         default=None,
-        help="the trained model: a .keras (or Keras 2 .h5) file, run on Keras, or an .onnx "
-        "export, run on ONNX Runtime without TensorFlow (default: models/mnist_cnn.onnx when it "
-        "was exported from models/mnist_cnn.keras, else that .keras)",
+        help="the trained model: a .keras (or Keras 2 .h5) file, run on Keras; an .onnx export, "
+        "run on ONNX Runtime without TensorFlow; or a .tflite export, run on LiteRT. None: "
+        "models/mnist_cnn.onnx when it was exported from models/mnist_cnn.keras, else that .keras",
     )
     add_common_flags(parser)
     return parser.parse_args()

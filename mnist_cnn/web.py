@@ -178,8 +178,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--model-path",
         type=Path,
         default=None,
-        help="a .keras, .h5 or .onnx model (default: models/mnist_cnn.onnx when it was exported "
-        "from models/mnist_cnn.keras, else that .keras)",
+        help="a .keras, .h5, .onnx or .tflite model; none given: models/mnist_cnn.onnx when it "
+        "was exported from models/mnist_cnn.keras, else that .keras",
     )
     add_common_flags(parser)
     return parser.parse_args(argv)
