@@ -91,6 +91,22 @@ def format_line(name: str, probs: np.ndarray, k: int = 1, is_digit: bool = True)
     return line
 
 
+def digit_record(
+    probs: np.ndarray, k: int = 1, is_digit: bool = True, score: float | None = None
+) -> dict:
+    """JSON-ready: whether it is a digit and its out-of-distribution score, the digit, its
+    confidence, all probabilities (10,) and the top k."""
+    best = top_k(probs, k)
+    return {
+        "is_digit": bool(is_digit),
+        "ood_score": None if score is None else round(float(score), 6),
+        "digit": best[0][0],
+        "confidence": round(best[0][1], 6),
+        "probabilities": [round(float(p), 6) for p in probs],
+        "top_k": [{"digit": d, "probability": round(p, 6)} for d, p in best],
+    }
+
+
 def format_json(
     name: str,
     probs: np.ndarray,
@@ -99,18 +115,8 @@ def format_json(
     is_digit: bool = True,
     score: float | None = None,
 ) -> str:
-    """One JSON object on one line: path, whether it is a digit and its out-of-distribution
-    score, the digit, its confidence, all probabilities and the top k."""
-    best = top_k(probs, k)
-    record = {
-        "path": name,
-        "is_digit": bool(is_digit),
-        "ood_score": None if score is None else round(float(score), 6),
-        "digit": best[0][0],
-        "confidence": round(best[0][1], 6),
-        "probabilities": [round(float(p), 6) for p in probs],
-        "top_k": [{"digit": d, "probability": round(p, 6)} for d, p in best],
-    }
+    """One JSON object on one line: path, then `digit_record`'s fields."""
+    record = {"path": name, **digit_record(probs, k, is_digit, score)}
     if saved is not None:
         record["preprocessed"] = str(saved)
     return json.dumps(record)
@@ -162,18 +168,18 @@ class PictureReading:
         return int(kept[0]) if len(kept) == 1 else self.likeliest
 
 
+def stack_digits(found: list[list[Candidate]]) -> np.ndarray:
+    """Every picture's candidate digits, in order, as uint8 (N, 28, 28)."""
+    digits = [candidate.digit for picture in found for candidate in picture]
+    return np.stack(digits) if digits else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+
+
 def read_pictures_digits(
     classifier: Classifier, found: list[list[Candidate]]
 ) -> list[PictureReading]:
     """Classify the candidates of every picture in one batched model pass, then give each
     picture its own share; components that are not digits are dropped from its number."""
-    candidates = [candidate for picture in found for candidate in picture]
-    digits = (
-        np.stack([candidate.digit for candidate in candidates])
-        if candidates
-        else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    )
-    readings = classifier.classify(digits)
+    readings = classifier.classify(stack_digits(found))
     pictures, start = [], 0
     for picture in found:
         own = slice(start, start + len(picture))
@@ -204,16 +210,12 @@ def picture_record(picture: PictureReading, k: int = 1) -> dict:
     readings, kept, alone = picture.readings, picture.digits, picture.alone
     record = {}
     if alone is not None:
-        record = json.loads(
-            format_json(
-                "",
-                readings.probabilities[alone],
-                k,
-                is_digit=bool(readings.is_digit[alone]),
-                score=float(readings.scores[alone]),
-            )
+        record = digit_record(
+            readings.probabilities[alone],
+            k,
+            bool(readings.is_digit[alone]),
+            float(readings.scores[alone]),
         )
-        del record["path"]
     record.update(read_number([picture.candidates[n] for n in kept], readings.probabilities[kept]))
     record["is_digit"] = bool(len(kept))
     for digit, n in zip(record["digits"], kept, strict=True):
@@ -304,8 +306,7 @@ def classify_files(
     names = [
         name for path, cs in zip(good, found, strict=True) for name in digit_names(path, len(cs))
     ]
-    digits = [candidate.digit for cs in found for candidate in cs]
-    saved = save_digits(np.array(digits), names, save_dir) if save_dir is not None else None
+    saved = save_digits(stack_digits(found), names, save_dir) if save_dir is not None else None
     lines, start = [], 0
     for path, picture in zip(good, pictures, strict=True):
         own = saved[start : start + len(picture.candidates)] if saved else None
