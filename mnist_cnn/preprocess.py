@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -295,16 +294,3 @@ def read_digit(source: Path | bytes, name: str | None = None) -> np.ndarray:
     """Decode and preprocess one image file (or its bytes) into an MNIST-style digit."""
     name = describe(source, name)
     return to_mnist(open_image(source, name), name)
-
-
-def read_digits(paths: Iterable[Path]) -> tuple[list[Path], np.ndarray, list[UserError]]:
-    """Preprocess many files: (the readable paths, their digits (N, 28, 28), the errors)."""
-    good, digits, errors = [], [], []
-    for path in paths:
-        try:
-            digits.append(read_digit(Path(path)))
-            good.append(Path(path))
-        except UserError as error:
-            errors.append(error)
-    stacked = np.stack(digits) if digits else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    return good, stacked, errors

@@ -12,11 +12,11 @@ from PIL import Image, ImageFilter, ImageOps
 from mnist_cnn import preprocess
 from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import UserError
+from mnist_cnn.predict import read_pictures, stack_digits
 from mnist_cnn.preprocess import (
     DIGIT_BOX,
     centre_of_mass,
     open_image,
-    read_digits,
     stroke_width,
     to_mnist,
 )
@@ -256,11 +256,11 @@ def test_faint_jpeg_noise_is_not_a_digit():
         to_mnist(open_image(encode(paper, "JPEG")), name="noise.jpg")
 
 
-def test_read_digits_keeps_good_files_and_reports_bad_ones(tmp_path, seven):
+def test_reading_files_keeps_good_ones_and_reports_bad_ones(tmp_path, seven):
     good = tmp_path / "seven.png"
     on_paper(seven).save(good)
-    paths, digits, errors = read_digits([good, tmp_path / "gone.png"])
-    assert paths == [good] and digits.shape == (1, 28, 28)
+    paths, found, errors = read_pictures([good, tmp_path / "gone.png"], single=True)
+    assert paths == [good] and stack_digits(found).shape == (1, 28, 28)
     assert [str(e) for e in errors] == [f"{tmp_path / 'gone.png'}: file not found"]
 
 
@@ -292,7 +292,8 @@ def test_digits_saved_the_way_people_save_them(committed_model_path, mnist, tmp_
         path = tmp_path / f"{n:04d}.{suffix}"
         path.write_bytes(data)
         paths.append(path)
-    read, digits, errors = read_digits(paths)
+    read, found, errors = read_pictures(paths, single=True)
+    digits = stack_digits(found)
     assert not errors and len(read) == PERSON_DIGITS
     score = accuracy(committed_model_path, digits, mnist.y_test[chosen])
     print(f"\nDigits saved the way people save them: {score:.2%}")  # shown with pytest -s
