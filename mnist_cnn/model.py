@@ -39,31 +39,45 @@ def build_cnn() -> keras.Model:
     )
 
 
-def conv_block(filters: int) -> list:
-    """3x3 convolution, batch normalisation, ReLU, then 2x2 max pooling."""
+# The design of the best-known single Keras CNNs for MNIST (Deotte 2018, "How to choose CNN
+# architecture MNIST", Kaggle), which reach 99.6-99.7% with augmentation and a decaying rate.
+STRONG_DROPOUT = 0.4
+
+
+def conv_bn(filters: int, kernel: int, strides: int = 1, padding: str = "valid") -> list:
+    """A convolution, batch normalisation, then ReLU."""
     return [
         # No bias: batch normalisation's shift does its job.
-        layers.Conv2D(filters, 3, padding="same", use_bias=False),
+        layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False),
         layers.BatchNormalization(),
         layers.ReLU(),
-        layers.MaxPooling2D(2),
+    ]
+
+
+def strided_block(filters: int) -> list:
+    """Two 3x3 convolutions, then a strided 5x5 one that halves the maps in place of pooling,
+    each with batch normalisation, then dropout: a learnt downsampling (Springenberg et al.
+    2015, "Striving for simplicity")."""
+    return [
+        *conv_bn(filters, 3),
+        *conv_bn(filters, 3),
+        *conv_bn(filters, 5, strides=2, padding="same"),
+        layers.Dropout(STRONG_DROPOUT),
     ]
 
 
 def build_strong() -> keras.Model:
-    """A wider, batch-normalised variant for higher accuracy: three conv blocks, 256 dense units."""
+    """A deeper, batch-normalised model for higher accuracy: two strided blocks of 32 and 64
+    filters (28 -> 26 -> 24 -> 12, then 12 -> 10 -> 8 -> 4 pixels), a 4x4 convolution of 128
+    filters down to 1x1, dropout and the softmax."""
     return keras.Sequential(
         [
             keras.Input(shape=INPUT_SHAPE),
-            # No batch normalisation on the first, 28x28x32 maps: there it is the costliest
-            # layer of a training step on a CPU, and the deeper blocks gain the most from it.
-            layers.Conv2D(32, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(2),
-            *conv_block(64),
-            *conv_block(128),
+            *strided_block(32),
+            *strided_block(64),
+            *conv_bn(128, 4),
             layers.Flatten(),
-            layers.Dense(256, activation="relu"),
-            layers.Dropout(0.4),
+            layers.Dropout(STRONG_DROPOUT),
             layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
         ],
         name="mnist_cnn_strong",
