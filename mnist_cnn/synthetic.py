@@ -11,6 +11,7 @@ sees them; fixed seeds make them the same on every run.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -287,6 +288,22 @@ def outlier_digits(
         digits = list(pool.map(to_mnist_or_none, pictures))
     kept = [n for n, digit in enumerate(digits) if digit is not None]
     return np.stack([digits[n] for n in kept]), [kinds[n] for n in kept]
+
+
+def generator_fingerprint() -> str:
+    """The SHA-256 (64 hex digits) of what decides the generated pictures: this module's and
+    preprocess.py's code, and the Pillow, NumPy and Matplotlib (fonts) versions. A cache of
+    generated outliers keyed by it is never read after any of them changes."""
+    import matplotlib
+    import PIL
+
+    from mnist_cnn import preprocess
+
+    digest = hashlib.sha256()
+    for module_file in (__file__, preprocess.__file__):
+        digest.update(Path(module_file).read_bytes())
+    digest.update(f"{PIL.__version__} {np.__version__} {matplotlib.__version__}".encode())
+    return digest.hexdigest()
 
 
 # --- the open-set evaluation set ---------------------------------------------------------------

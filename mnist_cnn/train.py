@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import filelock
+import joblib
 import keras
 import numpy as np
 
@@ -34,7 +35,7 @@ from mnist_cnn.errors import UserError
 from mnist_cnn.export import export_onnx
 from mnist_cnn.files import file_sha256, history_path, write_json_atomically
 from mnist_cnn.model import MODELS, build_model, save_atomically
-from mnist_cnn.synthetic import outlier_digits
+from mnist_cnn.synthetic import generator_fingerprint, outlier_digits
 
 # Outlier exposure's weight on the non-digits' loss, as in Hendrycks et al. (2019).
 OUTLIER_WEIGHT = 0.5
@@ -291,19 +292,42 @@ def draw_plots(mnist: Mnist, history: dict[str, list[float]], plots_dir: Path) -
     ]
 
 
-def with_outliers(x: np.ndarray, y: np.ndarray, count: int, seed: int):
-    """The training set with outlier exposure: digits uint8 (N, 28, 28) and `count` synthetic
-    non-digits, their float32 targets (one-hot, or uniform for a non-digit) and loss weights."""
-    targets, weights = one_hot(y), np.ones(len(x), np.float32)
-    if count == 0:
-        return x, targets, weights
-    outliers, _ = outlier_digits(count, (seed, OUTLIER_STREAM))
+def generate_outliers(count: int, seed: int, fingerprint: str) -> np.ndarray:
+    """The training run's synthetic non-digits, uint8 (M, 28, 28) with M <= `count`, from the
+    random stream (seed, OUTLIER_STREAM). `fingerprint`, the generator's, is unused here: it
+    is part of the cache's key."""
+    del fingerprint
+    return outlier_digits(count, (seed, OUTLIER_STREAM))[0]
+
+
+def training_outliers(count: int, seed: int, cache_dir: Path | None) -> np.ndarray:
+    """`generate_outliers`, kept in `cache_dir` between runs by joblib.Memory (its key: the
+    arguments, the function's code and the generator's fingerprint): generating 6,000 costs
+    about 10 s of a run's start-up on 2 cores, reading them back a few milliseconds. With
+    `cache_dir` None or unusable, they are generated every time."""
+    args = (count, seed, generator_fingerprint())
+    if cache_dir is not None:
+        try:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)  # joblib only warns if it cannot
+            cached = joblib.Memory(cache_dir, verbose=0).cache(generate_outliers)
+            source = "cached" if cached.check_call_in_cache(*args) else "generated, then cached"
+            outliers = cached(*args)
+            count_text = f"{len(outliers):,} synthetic non-digits"
+            print(f"Outlier exposure: {count_text} ({source} in {cache_dir})")
+            return outliers
+        except OSError as error:
+            print(f"note: {cache_dir}: cannot cache the outliers ({error.strerror or error})")
+    return generate_outliers(*args)
+
+
+def with_outliers(x: np.ndarray, y: np.ndarray, outliers: np.ndarray):
+    """The training set with outlier exposure: digits uint8 (N, 28, 28) and the non-digits
+    uint8 (M, 28, 28), their float32 targets (one-hot, or uniform for a non-digit) and loss
+    weights (N + M,)."""
     uniform = np.full((len(outliers), NUM_CLASSES), 1.0 / NUM_CLASSES, np.float32)
-    return (
-        np.concatenate([x, outliers]),
-        np.concatenate([targets, uniform]),
-        np.concatenate([weights, np.full(len(outliers), OUTLIER_WEIGHT, np.float32)]),
-    )
+    weights = np.full(len(x) + len(outliers), OUTLIER_WEIGHT, np.float32)
+    weights[: len(x)] = 1.0
+    return np.concatenate([x, outliers]), np.concatenate([one_hot(y), uniform]), weights
 
 
 def float32_copy(model: keras.Model, name: str) -> keras.Model:
@@ -348,10 +372,15 @@ def train_locked(
         tf.config.experimental.enable_op_determinism()
     mnist = mnist if mnist is not None else load_mnist(config.data_dir)
     (x_train, y_train), (x_val, y_val) = select_data(mnist, config)
-    x_train, targets, weights = with_outliers(x_train, y_train, config.outliers, config.seed)
+    outliers = np.zeros((0, *x_train.shape[1:]), np.uint8)
+    if config.outliers:
+        outliers = training_outliers(config.outliers, config.seed, config.cache_dir)
+    x_train, targets, weights = with_outliers(x_train, y_train, outliers)
 
     steps_per_epoch = -(-len(x_train) // config.batch_size)
-    model = build_model(config.model, config.learning_rate, config.epochs * steps_per_epoch)
+    print(f"Learning rate: one-cycle to a peak of {config.peak_learning_rate:g}")
+    total_steps = config.epochs * steps_per_epoch
+    model = build_model(config.model, config.peak_learning_rate, total_steps)
     check_disk_space(paths.model.parent, model.count_params())
     prepare_run(paths, run_settings(config, data_digest(mnist)), config.restart)
     earlier = read_epoch_log(paths.epoch_log)

@@ -17,11 +17,19 @@ import pytest
 from conftest import REPO_ROOT, run_script
 
 from mnist_cnn import train as train_module
-from mnist_cnn.config import MODEL_NAMES
+from mnist_cnn.config import MODEL_NAMES, default_peak_rate
 from mnist_cnn.data import one_hot
 from mnist_cnn.errors import UserError
 from mnist_cnn.model import MODELS, build_model
-from mnist_cnn.train import RunPaths, TrainConfig, exclusive_run, prepare_run, train
+from mnist_cnn.train import (
+    RunPaths,
+    TrainConfig,
+    exclusive_run,
+    generate_outliers,
+    prepare_run,
+    train,
+    training_outliers,
+)
 
 QUICK = ("--limit", "2000", "--batch-size", "64")
 
@@ -44,6 +52,36 @@ def test_every_model_choice_maps_digits_to_ten_probabilities():
         probabilities = model.predict(np.zeros((2, 28, 28, 1), np.float32), verbose=0)
         assert probabilities.shape == (2, 10), name
         np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_default_peak_rate_falls_with_the_schedule_length():
+    assert [default_peak_rate(n) for n in (1, 2, 3, 4, 12, 30)] == pytest.approx(
+        [0.012, 0.012, 0.008, 0.006, 0.006, 0.006]
+    )
+    assert TrainConfig(epochs=2).peak_learning_rate == pytest.approx(0.012)
+    assert TrainConfig().peak_learning_rate == pytest.approx(0.006)  # 12 epochs
+    assert TrainConfig(epochs=2, learning_rate=0.001).peak_learning_rate == 0.001
+
+
+def test_outliers_are_generated_once_then_read_from_the_cache(tmp_path, capsys):
+    first = training_outliers(40, 7, tmp_path / "cache")
+    assert "generated, then cached" in capsys.readouterr().out
+    again = training_outliers(40, 7, tmp_path / "cache")
+    assert "(cached in" in capsys.readouterr().out
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first, generate_outliers(40, 7, ""))
+    assert first.dtype == np.uint8 and first.shape[1:] == (28, 28) and len(first) > 30
+    other_seed = training_outliers(40, 8, tmp_path / "cache")
+    assert "generated, then cached" in capsys.readouterr().out
+    assert not np.array_equal(first, other_seed)
+
+
+def test_an_unusable_cache_folder_still_gives_the_outliers(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    outliers = training_outliers(20, 7, blocker)
+    assert "cannot cache the outliers" in capsys.readouterr().out
+    np.testing.assert_array_equal(outliers, generate_outliers(20, 7, ""))
 
 
 def quick_args(tmp_path, epochs: int) -> list[str]:
@@ -70,6 +108,8 @@ def test_train_script_writes_a_loadable_model_history_and_plots(tmp_path, mnist)
     for part in ("train", "validation"):
         assert list((tmp_path / "tb" / part).glob("events.out.tfevents.*"))
     assert "Total params: 225,034" in result.stdout
+    assert "Learning rate: one-cycle to a peak of 0.012" in result.stdout  # 1 epoch: 0.012
+    assert "6,000 synthetic non-digits" in result.stdout
     assert "Best validation accuracy" in result.stdout
 
     model = keras.saving.load_model(tmp_path / "m.keras")
