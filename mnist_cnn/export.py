@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_cnn.cli import add_common_flags, print_written, start_tensorflow
 from mnist_cnn.data import IMAGE_SIZE
 from mnist_cnn.engine import LITERT_SUFFIX, SOURCE_SHA256_KEY, onnx_beside
 from mnist_cnn.errors import run_cli
@@ -86,13 +87,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--saved-model", action="store_true", help="also write the folder MODEL_savedmodel"
     )
+    add_common_flags(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Load the model once, write each format asked for, and list the files written."""
     args = parse_args(argv)
-    from mnist_cnn.cli import print_written
+    start_tensorflow(args.verbose)
     from mnist_cnn.model import load_trained_model
 
     model = load_trained_model(args.model)

@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO_ROOT, run_script
 from PIL import Image, ImageOps
 
+from mnist_cnn import ood
 from mnist_cnn.engine import (
     KerasEngine,
     OnnxEngine,
@@ -41,6 +42,7 @@ def exported(tiny_model_path, tmp_path_factory) -> Path:
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # TensorFlow's and the converters' log lines hidden
     assert (
         str(folder / "tiny.onnx") in result.stdout and str(folder / "tiny.tflite") in result.stdout
     )
@@ -156,3 +158,20 @@ def test_truncated_onnx_file_through_the_command_line(exported, tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"error: {truncated}: cannot load the ONNX model")
     assert result.stderr.count("\n") == 1
+
+
+# Each committed model with its export and statistics, and the test accuracy it was committed
+# for (README, "Results" and "A stronger model"), checked through its ONNX export.
+COMMITTED_SETS = (("mnist_cnn", 0.9940), ("mnist_cnn_strong", 0.9965))
+
+
+@pytest.mark.parametrize(("stem", "accuracy"), COMMITTED_SETS)
+def test_each_committed_model_export_and_statistics_are_one_set(stem, accuracy, mnist):
+    keras_path = REPO_ROOT / "models" / f"{stem}.keras"
+    if not keras_path.is_file():
+        pytest.skip(f"{keras_path} is not committed")
+    onnx = OnnxEngine(keras_path.with_suffix(".onnx"))
+    assert onnx.model_sha256() == file_sha256(keras_path)  # exported from this very file
+    stats, line = ood.load_stats(keras_path, file_sha256(keras_path))
+    assert stats is not None, line  # fitted for this very file
+    assert (onnx.predict(mnist.x_test).argmax(1) == mnist.y_test).mean() >= accuracy
