@@ -40,6 +40,7 @@ NOISE_SIGMAS = 3.0  # background pixels rarely stray further than this from the 
 MAD_TO_SIGMA = 1.4826  # median absolute deviation -> standard deviation, for Gaussian noise
 SIXTEEN_BIT_MAX = 65535
 ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
+OPAQUE = 255  # an 8-bit alpha that hides what is behind the pixel
 # Image.info key: original pixels per decoded pixel (above 1 when a big JPEG was decoded small).
 DECODE_SCALE = "mnist_cnn.decode_scale"
 
@@ -130,6 +131,8 @@ def light_ink(rgba: Image.Image) -> bool:
 def flatten(image: Image.Image) -> Image.Image:
     """Composite a transparent image onto white paper, or onto black if its ink is light."""
     rgba = image.convert("RGBA")
+    if rgba.getchannel("A").getextrema() == (OPAQUE, OPAQUE):
+        return rgba.convert("RGB")  # nothing shows through: the paper's colour cannot matter
     # Only a real alpha channel keeps strokes' edges in the alpha; a transparent palette
     # entry usually keys out a white background, leaving light anti-aliasing in the colours.
     dark_paper = image.mode in ALPHA_MODES and light_ink(rgba)

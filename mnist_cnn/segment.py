@@ -167,16 +167,23 @@ def straight_runs(mask: np.ndarray) -> np.ndarray:
     """Ink uint8 (H, W) on level runs at least LINE_SHARE of the width long, slightly tilted."""
     length = max(2, round(LINE_SHARE * mask.shape[1]))
     drift = math.ceil(length * math.tan(math.radians(MAX_TILT_DEGREES)) / 2)
-    # Cheap first: a run needs `length` ink pixels within some 2 * drift + 1 rows.
+    # Cheap first: a run needs `length` ink pixels within some 2 * drift + 1 rows, so only
+    # the rows from the first to the last such row (and the drift beyond) take the costly
+    # morphology below: a digit's upright stroke is a few rows of a transposed canvas.
     rows = np.convolve(mask.sum(axis=1, dtype=np.int64), np.ones(2 * drift + 1), "same")
-    if rows.max() < length:
-        return np.zeros_like(mask)
+    (candidates,) = np.nonzero(rows >= length)
+    runs = np.zeros_like(mask)
+    if len(candidates) == 0:
+        return runs
+    first, last = candidates[0], candidates[-1] + 1
+    top, bottom = max(0, first - drift), min(len(mask), last + drift)
     # Thickening across the line first lets a slightly tilted line hold a level run, and
     # closing short gaps along it keeps a faint rule whole where JPEG or the paper broke it.
-    band = cv2.dilate(mask, np.ones((2 * drift + 1, 1), np.uint8))
+    band = cv2.dilate(mask[top:bottom], np.ones((2 * drift + 1, 1), np.uint8))
     band = cv2.morphologyEx(band, cv2.MORPH_CLOSE, np.ones((1, LINE_GAP), np.uint8))
-    runs = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
-    return runs & mask
+    opened = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    runs[first:last] = opened[first - top : last - top] & mask[first:last]
+    return runs
 
 
 def across_run(own: np.ndarray, ink: np.ndarray) -> tuple[float, float]:
@@ -188,6 +195,20 @@ def across_run(own: np.ndarray, ink: np.ndarray) -> tuple[float, float]:
     return float(mass), float(width)
 
 
+def labelled(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV's 8-connected components of uint8 (H, W): labels (H, W), 0 the background, and
+    stats int32 (N + 1, 5) of x, y, width, height and area, the background's first.
+
+    Labels are uint16 when no picture of this size can hold more components than uint16
+    counts (one per 2x2 block at most): OpenCV labels into uint16 about 2.5 times as fast
+    as into int32 on a 280x280 canvas (0.19 against 0.50 ms, measured on a 2-core EPYC).
+    """
+    most = -(-mask.shape[0] // 2) * -(-mask.shape[1] // 2)
+    ltype = cv2.CV_16U if most < np.iinfo(np.uint16).max else cv2.CV_32S
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=ltype)
+    return labels, stats
+
+
 def thin_lines(runs: np.ndarray, ink: np.ndarray, pen: float) -> tuple[np.ndarray, float]:
     """The horizontal runs (uint8 (H, W)) with less ink across them than LINE_THIN of the pen.
 
@@ -195,7 +216,13 @@ def thin_lines(runs: np.ndarray, ink: np.ndarray, pen: float) -> tuple[np.ndarra
     and thin, so a pale, blurred rule still counts as thin. Also returns the widest line's
     width in pixels (0.0 when there are none).
     """
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    lines = np.zeros_like(runs)
+    (rows,) = np.nonzero(runs.any(axis=1))
+    if len(rows) == 0:
+        return lines, 0.0
+    span = np.s_[rows[0] : rows[-1] + 1]  # runs are a few rows: label only those
+    labels, stats = labelled(runs[span])
+    ink = ink[span]
     keep, widest = [], 0.0
     for label, (left, top, width, height, _) in enumerate(stats[1:], start=1):
         box = np.s_[top : top + height, left : left + width]
@@ -203,9 +230,9 @@ def thin_lines(runs: np.ndarray, ink: np.ndarray, pen: float) -> tuple[np.ndarra
         if mass <= LINE_THIN * pen:
             keep.append(label)
             widest = max(widest, across)
-    if not keep:
-        return np.zeros_like(runs), 0.0
-    return np.isin(labels, keep).astype(np.uint8), widest
+    if keep:
+        lines[span] = np.isin(labels, keep)
+    return lines, widest
 
 
 def erase_level_lines(
@@ -250,10 +277,11 @@ def erase_lines(ink: np.ndarray) -> np.ndarray:
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Connected components of uint8 (H, W): labels int32 (H, W), and (N, 5) stats x, y, w, h,
-    area for the N components of at least MIN_PIXELS (label = row index + 1 before filtering).
+    """Connected components of uint8 (H, W): labels (H, W) (see labelled), and (N, 6) stats
+    label, x, y, w, h, area for the N components of at least MIN_PIXELS (label = row index + 1
+    before filtering).
     """
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    labels, stats = labelled(mask)
     stats = np.column_stack([np.arange(len(stats)), stats])[1:]  # label first, background out
     return labels, stats[stats[:, 5] >= MIN_PIXELS]
 

@@ -103,10 +103,12 @@ def classify(classifier: Classifier, raw: bytes, name: str) -> dict:
     image = open_image(raw, name)
     (picture,) = read_pictures_digits(classifier, [find_digits(image, name)])
     result = picture_record(picture)
+    shown = {*picture.digits} | ({picture.alone} if picture.alone is not None else set())
+    urls = {n: png_data_url(picture.candidates[n].digit) for n in shown}  # each encoded once
     for digit, n in zip(result["digits"], picture.digits, strict=True):
-        digit["preprocessed"] = png_data_url(picture.candidates[n].digit)
+        digit["preprocessed"] = urls[n]
     if picture.alone is not None:
-        result["preprocessed"] = png_data_url(picture.candidates[picture.alone].digit)
+        result["preprocessed"] = urls[picture.alone]
     scale = float(image.info.get(DECODE_SCALE, 1.0))
     result["size"] = [round(image.width * scale), round(image.height * scale)]
     return result

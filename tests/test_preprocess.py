@@ -138,6 +138,17 @@ def test_ink_of_any_colour_on_a_transparent_background(seven, colour):
     assert np.abs(decoded - reference(seven)).mean() < 3
 
 
+def test_an_opaque_alpha_channel_reads_exactly_as_the_colours_alone(seven):
+    # The web page's canvas is an RGBA PNG with every pixel opaque: no paper can show through.
+    rgb = on_paper(seven).convert("RGB")
+    rgba = rgb.convert("RGBA")
+    assert rgba.getchannel("A").getextrema() == (255, 255)
+    np.testing.assert_array_equal(preprocess.to_grayscale(rgba), preprocess.to_grayscale(rgb))
+    half = rgba.copy()
+    half.putalpha(128)  # half see-through ink on black: now the paper shows, and counts
+    assert not np.array_equal(preprocess.to_grayscale(half), preprocess.to_grayscale(rgb))
+
+
 def test_palette_with_a_transparent_entry(seven):
     palette = on_paper(seven).convert("P")
     white = palette.getpixel((0, 0))

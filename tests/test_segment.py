@@ -14,7 +14,7 @@ from test_preprocess import SEED as PERSON_SEED
 from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import UserError
 from mnist_cnn.preprocess import open_image, to_mnist
-from mnist_cnn.segment import MAX_CANDIDATES, find_digits
+from mnist_cnn.segment import MAX_CANDIDATES, find_digits, labelled
 from mnist_cnn.synthetic import person_style_files
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -293,3 +293,17 @@ def test_single_digits_saved_the_way_people_save_them_still_read(model, mnist, t
     )
     print(f"\nPerson-style digits through find_digits: {right / PERSON_DIGITS:.2%}")
     assert right / PERSON_DIGITS >= 0.99
+
+
+@pytest.mark.parametrize("shape", [(280, 280), (600, 500)])
+def test_labelling_agrees_with_opencv_whichever_label_type_it_picks(shape):
+    import cv2
+
+    mask = (np.random.default_rng(3).random(shape) < 0.3).astype(np.uint8)
+    labels, stats = labelled(mask)
+    # uint16 only where no picture of that size can have more components than it counts.
+    assert labels.dtype == (np.uint16 if shape == (280, 280) else np.int32)
+    count, wide, wide_stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    np.testing.assert_array_equal(labels, wide)
+    np.testing.assert_array_equal(stats, wide_stats)
+    assert len(stats) == count
