@@ -312,8 +312,8 @@ def training_outliers(count: int, seed: int, cache_dir: Path | None) -> np.ndarr
             cached = joblib.Memory(cache_dir, verbose=0).cache(generate_outliers)
             source = "cached" if cached.check_call_in_cache(*args) else "generated, then cached"
             outliers = cached(*args)
-            count_text = f"{len(outliers):,} synthetic non-digits"
-            print(f"Outlier exposure: {count_text} ({source} in {cache_dir})")
+            where = f"{source} in {cache_dir}"
+            print(f"Outlier exposure: {len(outliers):,} synthetic non-digits ({where})")
             return outliers
         except OSError as error:
             print(f"note: {cache_dir}: cannot cache the outliers ({error.strerror or error})")
