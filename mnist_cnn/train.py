@@ -316,8 +316,11 @@ def training_outliers(count: int, seed: int, cache_dir: Path | None) -> np.ndarr
             print(f"Outlier exposure: {len(outliers):,} synthetic non-digits ({where})")
             return outliers
         except OSError as error:
-            print(f"note: {cache_dir}: cannot cache the outliers ({error.strerror or error})")
-    return generate_outliers(*args)
+            reason = "not a folder" if isinstance(error, FileExistsError) else error.strerror
+            print(f"note: {cache_dir}: cannot cache the outliers ({reason or error})")
+    outliers = generate_outliers(*args)
+    print(f"Outlier exposure: {len(outliers):,} synthetic non-digits (generated, not cached)")
+    return outliers
 
 
 def with_outliers(x: np.ndarray, y: np.ndarray, outliers: np.ndarray):

@@ -80,7 +80,9 @@ def test_an_unusable_cache_folder_still_gives_the_outliers(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     outliers = training_outliers(20, 7, blocker)
-    assert "cannot cache the outliers" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"{blocker}: cannot cache the outliers (not a folder)" in printed
+    assert "(generated, not cached)" in printed
     np.testing.assert_array_equal(outliers, generate_outliers(20, 7, ""))
 
 
