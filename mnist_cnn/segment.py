@@ -177,6 +177,8 @@ def straight_runs(mask: np.ndarray) -> np.ndarray:
         return runs
     first, last = candidates[0], candidates[-1] + 1
     top, bottom = max(0, first - drift), min(len(mask), last + drift)
+    if not could_hold_a_run(mask[top:bottom], length):
+        return runs
     # Thickening across the line first lets a slightly tilted line hold a level run, and
     # closing short gaps along it keeps a faint rule whole where JPEG or the paper broke it.
     band = cv2.dilate(mask[top:bottom], np.ones((2 * drift + 1, 1), np.uint8))
@@ -184,6 +186,17 @@ def straight_runs(mask: np.ndarray) -> np.ndarray:
     opened = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
     runs[first:last] = opened[first - top : last - top] & mask[first:last]
     return runs
+
+
+def could_hold_a_run(mask: np.ndarray, length: int) -> bool:
+    """Whether uint8 (H, W) ink could hold a level run `length` pixels long after straight_runs'
+    gap closing: not when its ink spans fewer columns, unless it comes within LINE_GAP of a
+    side, where OpenCV's erosion counts the outside as ink and shorter runs can survive."""
+    (columns,) = np.nonzero(mask.any(axis=0))
+    if len(columns) == 0:
+        return False
+    near_a_side = columns[0] <= LINE_GAP or columns[-1] >= mask.shape[1] - 1 - LINE_GAP
+    return near_a_side or columns[-1] - columns[0] + 1 >= length
 
 
 def across_run(own: np.ndarray, ink: np.ndarray) -> tuple[float, float]:

@@ -14,7 +14,14 @@ from test_preprocess import SEED as PERSON_SEED
 from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import UserError
 from mnist_cnn.preprocess import open_image, to_mnist
-from mnist_cnn.segment import MAX_CANDIDATES, find_digits, labelled
+from mnist_cnn.segment import (
+    LINE_GAP,
+    MAX_CANDIDATES,
+    could_hold_a_run,
+    find_digits,
+    labelled,
+    straight_runs,
+)
 from mnist_cnn.synthetic import person_style_files
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -307,3 +314,17 @@ def test_labelling_agrees_with_opencv_whichever_label_type_it_picks(shape):
     np.testing.assert_array_equal(labels, wide)
     np.testing.assert_array_equal(stats, wide_stats)
     assert len(stats) == count
+
+
+def test_the_line_search_is_skipped_only_where_no_line_can_be():
+    # straight_runs looks for runs half the width long: 100 px in a picture 200 px wide.
+    dash = np.zeros((40, 200), np.uint8)
+    dash[10:12, 60:150] = 1  # 90 px, far from both sides
+    assert not could_hold_a_run(dash, 100) and not straight_runs(dash).any()
+    line = np.zeros_like(dash)
+    line[10:12, 40:160] = 1  # 120 px
+    assert could_hold_a_run(line, 100)
+    assert straight_runs(line)[10:12, 41:160].all()  # an even-length opening drops an end pixel
+    side = np.zeros_like(dash)
+    side[10:12, : LINE_GAP + 60] = 1  # touching a side, where a shorter run may survive
+    assert could_hold_a_run(side, 100)
