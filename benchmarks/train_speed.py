@@ -319,12 +319,13 @@ def warm_outlier_cache(cache_home: Path, seeds: range) -> list[float]:
     from mnist_cnn.config import TrainConfig, default_cache_dir
     from mnist_cnn.train import training_outliers
 
-    os.environ["XDG_CACHE_HOME"] = str(cache_home)
+    # The folder the project's workers use, given cache_home as their $XDG_CACHE_HOME.
+    cache_dir = default_cache_dir({"XDG_CACHE_HOME": str(cache_home)})
     seconds = []
     for seed in seeds:
         start = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):  # stdout is the report (or the JSON)
-            training_outliers(TrainConfig().outliers, seed, default_cache_dir())
+            training_outliers(TrainConfig().outliers, seed, cache_dir)
         seconds.append(time.perf_counter() - start)
     return seconds
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +26,11 @@ def default_peak_rate(epochs: int) -> float:
     return min(MAX_PEAK_RATE, max(MIN_PEAK_RATE, PEAK_RATE_TIMES_EPOCHS / max(1, epochs)))
 
 
-def default_cache_dir() -> Path:
+def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
     """Where generated training data is kept between runs: $XDG_CACHE_HOME/mnist-cnn, else
-    ~/.cache/mnist-cnn (the XDG Base Directory specification's user cache)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist-cnn"
+    ~/.cache/mnist-cnn (the XDG Base Directory specification's user cache), as `environ`
+    (this process's environment by default) sets it."""
+    return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist-cnn"
 
 
 @dataclass(frozen=True)

@@ -170,8 +170,9 @@ def test_each_committed_model_export_and_statistics_are_one_set(stem, accuracy, 
     keras_path = REPO_ROOT / "models" / f"{stem}.keras"
     if not keras_path.is_file():
         pytest.skip(f"{keras_path} is not committed")
+    sha256 = file_sha256(keras_path)
     onnx = OnnxEngine(keras_path.with_suffix(".onnx"))
-    assert onnx.model_sha256() == file_sha256(keras_path)  # exported from this very file
-    stats, line = ood.load_stats(keras_path, file_sha256(keras_path))
+    assert onnx.model_sha256() == sha256  # exported from this very file
+    stats, line = ood.load_stats(keras_path, sha256)
     assert stats is not None, line  # fitted for this very file
     assert (onnx.predict(mnist.x_test).argmax(1) == mnist.y_test).mean() >= accuracy
