@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_cnn.config import SHIPPED_MODEL_PATH
 from mnist_cnn.data import load_mnist
-from mnist_cnn.engine import DEFAULT_MODEL_PATH, OnnxEngine, load_engine, onnx_beside, stale_export
+from mnist_cnn.engine import OnnxEngine, load_engine, onnx_beside, stale_export
 from mnist_cnn.errors import UserError, run_cli
 from mnist_cnn.export import export_litert
 
@@ -29,7 +30,7 @@ BOUNDS = {"ONNX": 1e-4, "LiteRT": 1e-3}
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-path", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument("--model-path", type=Path, default=SHIPPED_MODEL_PATH)
     return parser.parse_args()
 
 

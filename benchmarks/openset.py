@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from mnist_cnn import ood
+from mnist_cnn.config import SHIPPED_MODEL_PATH
 from mnist_cnn.data import load_mnist, to_model_input
-from mnist_cnn.engine import DEFAULT_MODEL_PATH
 from mnist_cnn.errors import run_cli
 from mnist_cnn.evaluate import openset_quality
 from mnist_cnn.predict import load_classifier
@@ -130,7 +130,7 @@ def time_both(bare, scored, repeats: int = TIMING_REPEATS) -> tuple[float, float
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-path", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument("--model-path", type=Path, default=SHIPPED_MODEL_PATH)
     parser.add_argument("--baseline", type=Path, default=None, help="a model trained without OE")
     parser.add_argument("--mnist", type=int, default=10_000)
     parser.add_argument("--person", type=int, default=1_000)

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from mnist_cnn.config import SHIPPED_MODEL_PATH
 from mnist_cnn.data import load_mnist
-from mnist_cnn.engine import DEFAULT_MODEL_PATH, onnx_beside
+from mnist_cnn.engine import onnx_beside
 from mnist_cnn.errors import UserError, run_cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +62,7 @@ def add_models_flag(parser: argparse.ArgumentParser) -> None:
         "--models",
         type=Path,
         nargs="+",
-        default=[DEFAULT_MODEL_PATH, onnx_beside(DEFAULT_MODEL_PATH)],
+        default=[SHIPPED_MODEL_PATH, onnx_beside(SHIPPED_MODEL_PATH)],
         help="model files to compare (.keras, .onnx ...)",
     )
 

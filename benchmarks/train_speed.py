@@ -46,9 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from benchmarks.hardware import GIGA, describe_cpu, format_peak, training_flops
+from mnist_cnn.config import SHIPPED_MODEL_PATH
 from mnist_cnn.cpu import ONEDNN_ENV, add_onednn_flag, use_onednn
 from mnist_cnn.data import Mnist, load_mnist, one_hot
-from mnist_cnn.engine import BATCH_SIZE, DEFAULT_MODEL_PATH, load_engine
+from mnist_cnn.engine import BATCH_SIZE, load_engine
 from mnist_cnn.errors import UserError, run_cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -380,7 +381,7 @@ def cold_start_seconds() -> list[float]:
 
     with tempfile.TemporaryDirectory() as folder:
         paths = write_pngs(load_mnist().x_test[:1], Path(folder))
-        return [time_cli(paths, REPO_ROOT / DEFAULT_MODEL_PATH) for _ in range(COLD_STARTS)]
+        return [time_cli(paths, SHIPPED_MODEL_PATH) for _ in range(COLD_STARTS)]
 
 
 def finite(value: float) -> float | None:

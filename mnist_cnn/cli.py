@@ -49,6 +49,26 @@ def add_data_dir_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """--model-path and --shipped: which model reads, worded the same in every script."""
+    from mnist_cnn.config import SHIPPED_MODEL_PATH, user_data_dir
+
+    parser.add_argument(
+        "--model-path",
+        type=Path,
+        default=None,
+        help="the trained model: a .keras (or Keras 2 .h5) file, run on Keras; an .onnx export, "
+        "run on ONNX Runtime without TensorFlow; or a .tflite export, run on LiteRT. None: your "
+        f"latest trained model in {user_data_dir() / 'models'}, else the shipped "
+        f"{SHIPPED_MODEL_PATH.name}; either on its .onnx export when that is current",
+    )
+    parser.add_argument(
+        "--shipped",
+        action="store_true",
+        help="read with the shipped model even when you have trained your own",
+    )
+
+
 def is_below_log_level(line: str, level: int) -> bool:
     """Whether a stderr line is a TensorFlow (absl) log line that `level` is meant to hide."""
     if line.startswith(ABSL_PRE_INIT_WARNING):

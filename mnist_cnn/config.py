@@ -1,15 +1,68 @@
-"""What a training run depends on, and the default paths: no TensorFlow, so --help is instant."""
+"""What a training run depends on, and where files live: no TensorFlow, so --help is instant.
+
+Two places, never mixed (docs/layout.md):
+- the shipped models, package data in `mnist_cnn/models/`, which no command writes by default;
+- the user's own files (trained models, figures, reports) under the user's data directory
+  (`platformdirs`: ~/.local/share/mnist-cnn on Linux, $XDG_DATA_HOME honoured).
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_MODEL_PATH = Path("models/mnist_cnn.keras")
-DEFAULT_PLOTS_DIR = Path("plots")
-MODEL_NAMES = ("cnn", "strong")  # the keys of model.MODELS, for the parser
+import platformdirs
+
+APP_NAME = "mnist-cnn"
+SHIPPED_MODELS_DIR = Path(__file__).resolve().parent / "models"
+MODEL_STEMS = {"cnn": "mnist_cnn", "strong": "mnist_cnn_strong"}  # file name per architecture
+MODEL_NAMES = tuple(MODEL_STEMS)  # the keys of model.MODELS, for the parser
+KERAS_SUFFIX = ".keras"
+
+
+def shipped_model_path(model: str = "cnn") -> Path:
+    """The shipped, fully trained `.keras` model of an architecture ("cnn" or "strong")."""
+    return SHIPPED_MODELS_DIR / f"{MODEL_STEMS[model]}{KERAS_SUFFIX}"
+
+
+SHIPPED_MODEL_PATH = shipped_model_path()
+
+
+def user_data_dir() -> Path:
+    """The folder for the user's own files: platformdirs' user data directory for mnist-cnn
+    (read at each call, so $XDG_DATA_HOME set later still counts)."""
+    return platformdirs.user_data_path(APP_NAME)
+
+
+def user_model_path(model: str = "cnn") -> Path:
+    """Where training writes an architecture's model unless told otherwise."""
+    return user_data_dir() / "models" / f"{MODEL_STEMS[model]}{KERAS_SUFFIX}"
+
+
+def user_plots_dir() -> Path:
+    """Where training, evaluation and figures write their pictures unless told otherwise."""
+    return user_data_dir() / "plots"
+
+
+def latest_user_model() -> Path | None:
+    """The user's most recently written `.keras` model in their data directory, or None."""
+    folder = user_data_dir() / "models"
+    models = sorted(folder.glob(f"*{KERAS_SUFFIX}"), key=lambda path: path.stat().st_mtime)
+    return models[-1] if models else None
+
+
+def reading_model_path(shipped: bool = False) -> tuple[Path, str | None]:
+    """The `.keras` model to read with when the user named none, and a note saying so: the
+    user's latest trained model if there is one and `shipped` is False, else the shipped one
+    (no note)."""
+    latest = None if shipped else latest_user_model()
+    if latest is None:
+        return shipped_model_path(), None
+    return latest, f"note: reading with your model {latest} (--shipped: the shipped model)"
+
 
 # The one-cycle peak when --learning-rate is not given. A shorter schedule needs a higher peak
 # to go as far in fewer steps (Smith and Topin 2019), so the peak falls as 1 / epochs between
@@ -49,8 +102,8 @@ class TrainConfig:
     outliers: int = 6000
     cache_dir: Path | None = field(default_factory=default_cache_dir)  # None: no cache
     data_dir: Path | None = None
-    model_path: Path = DEFAULT_MODEL_PATH
-    plots_dir: Path = DEFAULT_PLOTS_DIR
+    model_path: Path | None = None  # None: user_model_path(model)
+    plots_dir: Path | None = None  # None: user_plots_dir()
     deterministic: bool = False
     mixed_precision: str = "auto"
     restart: bool = False
@@ -63,3 +116,21 @@ class TrainConfig:
         if self.learning_rate is not None:
             return self.learning_rate
         return default_peak_rate(self.epochs)
+
+    @property
+    def fit_verbosity(self) -> int:
+        """Keras' fit verbosity: `verbose`, or for "auto" a progress bar on a terminal and one
+        line per epoch elsewhere (in a log file every redraw of the bar would stay)."""
+        if self.verbose != "auto":
+            return int(self.verbose)
+        return 1 if sys.stdout.isatty() else 2
+
+    @property
+    def model_file(self) -> Path:
+        """The model this run writes: `model_path`, or the user's file for this architecture."""
+        return Path(self.model_path) if self.model_path else user_model_path(self.model)
+
+    @property
+    def plots_folder(self) -> Path:
+        """The folder this run draws its figures in: `plots_dir`, or the user's plots folder."""
+        return Path(self.plots_dir) if self.plots_dir else user_plots_dir()

@@ -12,7 +12,12 @@ import numpy as np
 
 from mnist_cnn.errors import UserError
 
-BUNDLED_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
+# The bundled MNIST: data/mnist/ in the repository, mnist_cnn/mnist_data/ once installed.
+BUNDLED_DATA_DIRS = (
+    Path(__file__).resolve().parent.parent / "data" / "mnist",
+    Path(__file__).resolve().parent / "mnist_data",
+)
+BUNDLED_DATA_DIR = next((d for d in BUNDLED_DATA_DIRS if d.is_dir()), BUNDLED_DATA_DIRS[0])
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
 

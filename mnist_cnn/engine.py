@@ -14,7 +14,6 @@ from typing import Protocol
 import numpy as np
 
 from mnist_cnn.cli import start_tensorflow
-from mnist_cnn.config import DEFAULT_MODEL_PATH
 from mnist_cnn.data import IMAGE_SIZE, NUM_CLASSES
 from mnist_cnn.errors import UserError
 from mnist_cnn.files import file_sha256
@@ -194,9 +193,7 @@ def stale_export(engine: OnnxEngine) -> str | None:
     )
 
 
-def load_default_engine(
-    keras_path: Path = DEFAULT_MODEL_PATH, verbose: bool = False
-) -> tuple[Engine, str | None]:
+def load_default_engine(keras_path: Path, verbose: bool = False) -> tuple[Engine, str | None]:
     """The engine to use when the user named no model: the ONNX export beside `keras_path`
     when it was made from that very file, else the .keras itself; and, in that case, a line
     saying why the ONNX file beside it was passed over (None when there is nothing to say).

@@ -7,7 +7,23 @@ from collections.abc import Callable
 
 
 class UserError(Exception):
-    """A problem with the user's input: reported as one line, never as a traceback."""
+    """A problem with the user's input: reported as one line, never as a traceback.
+
+    The one base class of every error this package raises on purpose; the subclasses below
+    are the failures of reading a picture that a caller may want to tell apart.
+    """
+
+
+class UnreadableImageError(UserError):
+    """A picture that cannot be read: missing, empty, not an image, corrupt or too large."""
+
+
+class NoDigitFoundError(UserError):
+    """A readable picture with no ink that could be a digit (a blank page, a flat photo)."""
+
+
+class SeveralLinesError(UserError):
+    """A picture that is not one line of digits: several lines of writing, or a whole page."""
 
 
 def run_cli(main: Callable[[], int | None]) -> None:

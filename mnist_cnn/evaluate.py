@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_cnn import metrics, plots
-from mnist_cnn.config import DEFAULT_PLOTS_DIR
+from mnist_cnn.config import user_plots_dir
 from mnist_cnn.data import CHECKSUMS, NUM_CLASSES, load_mnist
 from mnist_cnn.engine import engine_name
 from mnist_cnn.files import file_sha256, history_path, write_json_atomically
@@ -59,9 +59,9 @@ class Evaluation:
         return float(-np.log(np.clip(chosen, EPSILON, 1.0)).mean())
 
 
-def metrics_path(model_path: Path) -> Path:
-    """Where the JSON report of `model_path` goes: beside the model, named after it."""
-    return Path(model_path).with_name(f"{Path(model_path).stem}_metrics.json")
+def metrics_path(model_path: Path, out_dir: Path) -> Path:
+    """Where the JSON report of `model_path` goes: in `out_dir`, named after the model."""
+    return Path(out_dir) / f"{Path(model_path).stem}_metrics.json"
 
 
 def evaluate(classifier: Classifier, images: np.ndarray, labels: np.ndarray) -> Evaluation:
@@ -297,20 +297,25 @@ def draw_plots(
 def run(
     model_path: Path | None = None,
     data_dir: Path | None = None,
-    plots_dir: Path = DEFAULT_PLOTS_DIR,
+    out_dir: Path | None = None,
     verbose: bool = False,
+    shipped: bool = False,
 ) -> tuple[dict, list[Path]]:
-    """Evaluate the model (`.keras`, `.h5` or `.onnx`; None: the default one) on the test
-    set; write the report and figures; return both. Notes about the model go to stderr;
-    TensorFlow's log lines too when `verbose`."""
-    classifier, notes = load_classifier(model_path, verbose=verbose)
+    """Evaluate the model (`.keras`, `.h5` or `.onnx`; None: the default one, as
+    predict.load_classifier chooses) on the test set; write the report
+    (<model name>_metrics.json) and figures into `out_dir` (None: config.user_plots_dir());
+    return both. Notes about the model go to stderr; TensorFlow's log lines too when `verbose`.
+    """
+    out_dir = user_plots_dir() if out_dir is None else Path(out_dir)
+    classifier, notes = load_classifier(model_path, verbose=verbose, shipped=shipped)
     for note in notes:
         print(note, file=sys.stderr)
     mnist = load_mnist(data_dir)
     evaluation = evaluate(classifier, mnist.x_test, mnist.y_test)
     report = build_report(evaluation, classifier)
     model_path = classifier.engine.path
-    written = [write_json_atomically(report, metrics_path(model_path))]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [write_json_atomically(report, metrics_path(model_path, out_dir))]
     history = load_history(history_path(model_path))
-    written += draw_plots(evaluation, mnist.x_test, history, Path(plots_dir))
+    written += draw_plots(evaluation, mnist.x_test, history, out_dir)
     return report, written

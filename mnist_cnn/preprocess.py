@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from mnist_cnn.data import IMAGE_SIZE
-from mnist_cnn.errors import UserError
+from mnist_cnn.errors import NoDigitFoundError, UnreadableImageError
 
 # Decompression-bomb cap: a few phone photos' worth, far beyond any digit anyone draws.
 MAX_PIXELS = 40_000_000
@@ -53,13 +53,13 @@ def describe(source: Path | bytes, name: str | None) -> str:
 
 
 def check_file(path: Path, name: str) -> None:
-    """Raise a one-line UserError unless `path` is a non-empty regular file."""
+    """Raise a one-line UnreadableImageError unless `path` is a non-empty regular file."""
     if not path.exists():
-        raise UserError(f"{name}: file not found")
+        raise UnreadableImageError(f"{name}: file not found")
     if path.is_dir():
-        raise UserError(f"{name}: is a directory, not an image")
+        raise UnreadableImageError(f"{name}: is a directory, not an image")
     if path.stat().st_size == 0:
-        raise UserError(f"{name}: empty file")
+        raise UnreadableImageError(f"{name}: empty file")
 
 
 def read_source(source: Path | bytes, name: str) -> bytes:
@@ -69,16 +69,16 @@ def read_source(source: Path | bytes, name: str) -> bytes:
         try:
             source = source.read_bytes()
         except OSError as error:
-            raise UserError(f"{name}: cannot read: {error.strerror or error}") from None
+            raise UnreadableImageError(f"{name}: cannot read: {error.strerror or error}") from None
     if not source:
-        raise UserError(f"{name}: empty file")
+        raise UnreadableImageError(f"{name}: empty file")
     return source
 
 
 def check_pixels(image: Image.Image, name: str) -> None:
     """Refuse images above MAX_PIXELS before their pixels are decoded."""
     if image.width * image.height > MAX_PIXELS:
-        raise UserError(
+        raise UnreadableImageError(
             f"{name}: too many pixels ({image.width}x{image.height}, the limit is {MAX_PIXELS:,})"
         )
 
@@ -100,16 +100,20 @@ def decode(raw: bytes, name: str) -> Image.Image:
                 upright.info[DECODE_SCALE] = scale
                 return upright
         except UnidentifiedImageError:
-            raise UserError(f"{name}: not an image (or a format Pillow cannot read)") from None
+            raise UnreadableImageError(
+                f"{name}: not an image (or a format Pillow cannot read)"
+            ) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise UserError(f"{name}: too many pixels (the limit is {MAX_PIXELS:,})") from None
+            raise UnreadableImageError(
+                f"{name}: too many pixels (the limit is {MAX_PIXELS:,})"
+            ) from None
         except (OSError, SyntaxError, ValueError, EOFError) as error:
             # Pillow reports damaged data with any of these, depending on the format.
-            raise UserError(f"{name}: truncated or corrupt image ({error})") from None
+            raise UnreadableImageError(f"{name}: truncated or corrupt image ({error})") from None
 
 
 def open_image(source: Path | bytes, name: str | None = None) -> Image.Image:
-    """Decode an image file or its bytes, raising a one-line UserError naming `name`."""
+    """Decode an image file or its bytes, raising a one-line UnreadableImageError naming `name`."""
     name = describe(source, name)
     if isinstance(source, str):
         source = Path(source)
@@ -212,12 +216,12 @@ def ink_strength(gray: np.ndarray, name: str) -> np.ndarray:
     background = float(np.median(edge))
     contrast = float(gray.max()) - background
     if contrast < MIN_CONTRAST:
-        raise UserError(f"{name}: no digit found")
+        raise NoDigitFoundError(f"{name}: no digit found")
     ink = np.clip((gray - background) / contrast, 0.0, 1.0)
     floor = max(NOISE_FLOOR, noise_level(edge, background) / contrast)
     ink = np.where(ink > floor, ink, 0.0).astype(np.float32)
     if not ink.any():
-        raise UserError(f"{name}: no digit found")
+        raise NoDigitFoundError(f"{name}: no digit found")
     return ink
 
 

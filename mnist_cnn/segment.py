@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mnist_cnn.errors import UserError
+from mnist_cnn.errors import NoDigitFoundError, SeveralLinesError
 from mnist_cnn.preprocess import (
     DECODE_SCALE,
     DECODE_SIZE,
@@ -150,8 +150,8 @@ def ink_map(image: Image.Image, name: str) -> tuple[np.ndarray, float]:
     """Ink float32 (H, W) in [0, 1] at the work size, and the original pixels per work pixel.
 
     Light that changes smoothly takes preprocess.py's steps unchanged (so a single digit reads
-    as it always has); a shadow's edge on the border takes local_background. Raises UserError
-    "no digit found" when nothing stands out from the paper.
+    as it always has); a shadow's edge on the border takes local_background. Raises
+    NoDigitFoundError when nothing stands out from the paper.
     """
     gray, scale = shrink(to_grayscale(image))
     gray = denoise(gray)
@@ -369,7 +369,7 @@ def bounding_box(stats: np.ndarray) -> tuple[int, int, int, int]:
 def check_count(count: int, name: str) -> None:
     """Refuse more than MAX_CANDIDATES candidates in one line: a page, not a number."""
     if count > MAX_CANDIDATES:
-        raise UserError(
+        raise SeveralLinesError(
             f"{name}: more than {MAX_CANDIDATES} digit candidates: "
             "this reads one line of digits, not a page"
         )
@@ -381,7 +381,9 @@ def check_one_line(boxes: list[tuple[int, int, int, int]], name: str) -> None:
     for i, first in enumerate(boxes):
         for second in boxes[i + 1 :]:
             if first[3] <= second[1] or second[3] <= first[1]:
-                raise UserError(f"{name}: several lines of writing: this reads one line of digits")
+                raise SeveralLinesError(
+                    f"{name}: several lines of writing: this reads one line of digits"
+                )
 
 
 def whole_picture(image: Image.Image, name: str = "image") -> Candidate:
@@ -394,14 +396,15 @@ def whole_picture(image: Image.Image, name: str = "image") -> Candidate:
 def find_digits(image: Image.Image, name: str = "image") -> list[Candidate]:
     """The digit candidates in `image`, left to right (at least one).
 
-    Raises UserError: "no digit found", more than MAX_CANDIDATES candidates, or several lines.
+    Raises NoDigitFoundError, or SeveralLinesError for several lines or more than MAX_CANDIDATES
+    candidates.
     """
     ink, scale = ink_map(image, name)
     mask = erase_lines(ink)
     labels, stats = components(mask)
     stats = stats[~frames(stats)]
     if len(stats) == 0:
-        raise UserError(f"{name}: no digit found")
+        raise NoDigitFoundError(f"{name}: no digit found")
     height = digit_height(stats)
     stats = stats[np.maximum(stats[:, 3], stats[:, 4]) >= SPECK * height]
     # Grouping compares every pair: a page of text is refused before that, not after.

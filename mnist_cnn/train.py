@@ -350,9 +350,9 @@ def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence =
     another run on the same model path, or an interrupted run with other settings; raises
     KeyboardInterrupt with a one-line message on Ctrl-C during training (the backup is kept).
     """
-    paths = RunPaths(Path(config.model_path))
+    paths = RunPaths(config.model_file)
     check_writable(paths.model.parent, "the model")
-    check_writable(Path(config.plots_dir), "the plots")
+    check_writable(config.plots_folder, "the plots")
     if config.tensorboard is not None:
         if importlib.util.find_spec("tensorboard") is None:  # Keras' callback fails without it
             raise UserError("--tensorboard needs the tensorboard package: pip install tensorboard")
@@ -410,7 +410,7 @@ def train_locked(
                 *callbacks,
             ],
             shuffle=False,  # the tf.data pipeline already reshuffles every epoch
-            verbose=config.verbose,
+            verbose=config.fit_verbosity,
         )
     except KeyboardInterrupt:
         when = f"during epoch {progress['epoch']}" if progress["epoch"] else "before epoch 1"
@@ -433,7 +433,7 @@ def train_locked(
         export_onnx(best, paths.model, model_sha256),
         write_json_atomically(history, paths.history),
     ]
-    written += draw_plots(mnist, history, Path(config.plots_dir))
+    written += draw_plots(mnist, history, config.plots_folder)
     if config.tensorboard is not None:
         written.append(Path(config.tensorboard))
 

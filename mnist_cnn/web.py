@@ -20,20 +20,18 @@ from flask import Flask, Request, Response, current_app, jsonify, request
 from PIL import Image
 from werkzeug.exceptions import HTTPException
 
-from mnist_cnn.cli import add_common_flags
+from mnist_cnn.cli import add_common_flags, add_model_flags
 from mnist_cnn.data import IMAGE_SIZE
-from mnist_cnn.engine import engine_name
 from mnist_cnn.errors import UserError, run_cli
-from mnist_cnn.predict import Classifier, load_classifier, picture_record, read_pictures_digits
-from mnist_cnn.preprocess import DECODE_SCALE, open_image
-from mnist_cnn.segment import find_digits
+from mnist_cnn.predict import Classifier
+from mnist_cnn.reader import Reader
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_PREFIX = "/api/"
 PREDICT_URL = API_PREFIX + "predict"
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024  # a canvas PNG is a few kB; phone photos fit too
 UPLOAD_FIELD = "image"
-CLASSIFIER_KEY = "mnist_cnn.classifier"
+READER_KEY = "mnist_cnn.reader"
 JSON_EXAMPLE = '{"image": "data:image/png;base64,..."}'
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -91,26 +89,14 @@ def read_upload() -> tuple[bytes, str]:
     return raw, "request body"
 
 
-def classify(classifier: Classifier, raw: bytes, name: str) -> dict:
-    """Find the digits as the CLI does and return the JSON-ready reading.
-
-    `number` and `digits` [{digit, confidence, probabilities, box, preprocessed, ood_score}]
-    always, the candidates judged not digits left out; `is_digit`: whether any is a digit.
-    For a picture of one digit (or of nothing digit-like: what it looks most like) also
-    `digit`, `probabilities`, `ood_score` and `preprocessed`, as before. `size` is the
-    picture's [width, height], the pixels the boxes are in.
-    """
-    image = open_image(raw, name)
-    (picture,) = read_pictures_digits(classifier, [find_digits(image, name)])
-    result = picture_record(picture)
-    shown = {*picture.digits} | ({picture.alone} if picture.alone is not None else set())
-    urls = {n: png_data_url(picture.candidates[n].digit) for n in shown}  # each encoded once
-    for digit, n in zip(result["digits"], picture.digits, strict=True):
-        digit["preprocessed"] = urls[n]
-    if picture.alone is not None:
-        result["preprocessed"] = urls[picture.alone]
-    scale = float(image.info.get(DECODE_SCALE, 1.0))
-    result["size"] = [round(image.width * scale), round(image.height * scale)]
+def classify(reader: Reader, raw: bytes, name: str) -> dict:
+    """Read the picture as the CLI does and return Reading.to_dict (every candidate, each
+    with `is_digit`; `number` made of the digits; `size` [width, height], the pixels the boxes
+    are in), each candidate with `preprocessed`, its 28x28 as a PNG data URL."""
+    reading = reader.read(raw, name=name)
+    result = reading.to_dict()
+    for record, digit in zip(result["digits"], reading.digits, strict=True):
+        record["preprocessed"] = png_data_url(digit.image)
     return result
 
 
@@ -118,7 +104,7 @@ def predict_route() -> Response:
     """POST /api/predict: an image (raw PNG body or multipart `image`) in, the digit out."""
     start = time.perf_counter()
     raw, name = read_upload()
-    result = classify(current_app.extensions[CLASSIFIER_KEY], raw, name)
+    result = classify(current_app.extensions[READER_KEY], raw, name)
     result["elapsed_ms"] = round((time.perf_counter() - start) * 1000.0, 2)
     return jsonify(result)
 
@@ -143,25 +129,33 @@ def http_error(error: HTTPException) -> Response | HTTPException:
     return response
 
 
-def warm_up(classifier: Classifier) -> None:
+def warm_up(reader: Reader) -> None:
     """Run one blank batch so the first visitor does not wait for the engine's first-call setup."""
-    classifier.classify(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8))
+    reader.classifier.classify(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8))
 
 
-def create_app(classifier: Classifier | Path | str | None = None, verbose: bool = False) -> Flask:
-    """The Flask app; `classifier` is a loaded Classifier or a model path (.keras, .h5 or
-    .onnx; None: the default model), loaded once here, its notes printed (and TensorFlow's
-    log lines, if it loads, when `verbose`)."""
-    if not isinstance(classifier, Classifier):
-        path = None if classifier is None else Path(classifier)
-        classifier, notes = load_classifier(path, verbose=verbose)
-        for note in notes:
-            print(note, file=sys.stderr)
-    warm_up(classifier)
+def create_app(
+    model: Reader | Classifier | Path | str | None = None,
+    verbose: bool = False,
+    shipped: bool = False,
+) -> Flask:
+    """The Flask app around a Reader; `model` is a Reader, a loaded Classifier, or a model
+    path (.keras, .h5, .onnx or .tflite; None: the default model, `shipped`: the shipped one),
+    loaded once here, its notes printed (and TensorFlow's log lines, if it loads, when
+    `verbose`)."""
+    if isinstance(model, Classifier):
+        reader = Reader.from_classifier(model)
+    elif isinstance(model, Reader):
+        reader = model
+    else:
+        reader = Reader(model, shipped=shipped, verbose=verbose)
+    for note in reader.notes:
+        print(note, file=sys.stderr)
+    warm_up(reader)
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.request_class = InMemoryRequest
     app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES
-    app.extensions[CLASSIFIER_KEY] = classifier
+    app.extensions[READER_KEY] = reader
     app.add_url_rule("/", view_func=index_route, methods=["GET"])
     app.add_url_rule(PREDICT_URL, view_func=predict_route, methods=["POST"])
     app.register_error_handler(UserError, user_error)
@@ -176,13 +170,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
-    parser.add_argument(
-        "--model-path",
-        type=Path,
-        default=None,
-        help="a .keras, .h5, .onnx or .tflite model; none given: models/mnist_cnn.onnx when it "
-        "was exported from models/mnist_cnn.keras, else that .keras",
-    )
+    add_model_flags(parser)
     add_common_flags(parser)
     return parser.parse_args(argv)
 
@@ -190,15 +178,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Load the model once, then serve the app with Flask's threaded development server."""
     args = parse_args(argv)
-    app = create_app(args.model_path, args.verbose)
-    engine = app.extensions[CLASSIFIER_KEY].engine
+    app = create_app(args.model_path, args.verbose, args.shipped)
+    reader = app.extensions[READER_KEY]
     print(
-        f"Serving {engine.path} ({engine_name(engine)}) at http://{args.host}:{args.port}/ "
+        f"Serving {reader.model_path} ({reader.engine}) at http://{args.host}:{args.port}/ "
         "(Ctrl-C to stop)"
     )
     app.run(host=args.host, port=args.port, threaded=True)
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The console command: main() with one-line errors and exit codes."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -2,32 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import pytest
 
 from mnist_cnn import ood
+from mnist_cnn.config import SHIPPED_MODEL_PATH
 from mnist_cnn.data import load_mnist, make_dataset, one_hot
 from mnist_cnn.engine import KerasEngine
 from mnist_cnn.files import file_sha256
 from mnist_cnn.model import build_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-COMMITTED_MODEL = REPO_ROOT / "models" / "mnist_cnn.keras"
 
 
 @pytest.fixture(scope="session", autouse=True)
 def private_cache_home(tmp_path_factory):
     """Training runs (in-process and in subprocesses) cache their outliers in this test
     session's own folder, never in the user's ~/.cache."""
-    before = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache-home"))
-    yield Path(os.environ["XDG_CACHE_HOME"])
-    if before is None:
-        del os.environ["XDG_CACHE_HOME"]
-    else:
-        os.environ["XDG_CACHE_HOME"] = before
+    with private_xdg("XDG_CACHE_HOME", tmp_path_factory.mktemp("cache-home")) as folder:
+        yield folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_data_home(tmp_path_factory):
+    """The user's data directory (their trained models, figures) is this test session's own
+    empty folder: what a user trained never changes what the tests see, and no test writes
+    into the user's home."""
+    with private_xdg("XDG_DATA_HOME", tmp_path_factory.mktemp("data-home")) as folder:
+        yield folder
+
+
+@contextlib.contextmanager
+def private_xdg(name: str, folder: Path):
+    """Set an XDG base directory variable to `folder` for the block, then restore it."""
+    before = os.environ.get(name)
+    os.environ[name] = str(folder)
+    try:
+        yield folder
+    finally:
+        if before is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = before
 
 
 @pytest.fixture(scope="session")
@@ -59,10 +78,9 @@ def tiny_model_path(tmp_path_factory, mnist) -> Path:
 
 @pytest.fixture(scope="session")
 def committed_model_path() -> Path:
-    """The committed, fully trained model; tests of quality targets need it."""
-    if not COMMITTED_MODEL.is_file():
-        pytest.skip("models/mnist_cnn.keras is not there yet: run `python train_model.py`")
-    return COMMITTED_MODEL
+    """The shipped, fully trained model (package data, which no command writes by default);
+    tests of quality targets need it."""
+    return SHIPPED_MODEL_PATH
 
 
 def run_script(script: str, *args: str, cwd: Path | None = None):

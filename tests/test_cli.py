@@ -25,6 +25,8 @@ SCRIPTS = {
     "test_model.py": "runpy.run_path('test_model.py', run_name='__main__')",
     "mnist_cnn.web": "runpy.run_module('mnist_cnn.web', run_name='__main__')",
     "mnist_cnn.ensemble": "runpy.run_module('mnist_cnn.ensemble', run_name='__main__')",
+    "mnist_cnn.export": "runpy.run_module('mnist_cnn.export', run_name='__main__')",
+    "mnist_cnn.figure": "runpy.run_module('mnist_cnn.figure', run_name='__main__')",
 }
 # What TensorFlow logs on import with oneDNN on, before it reads TF_CPP_MIN_LOG_LEVEL.
 ABSL_LINES = [

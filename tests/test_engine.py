@@ -14,6 +14,7 @@ from conftest import REPO_ROOT, run_script
 from PIL import Image, ImageOps
 
 from mnist_cnn import ood
+from mnist_cnn.config import SHIPPED_MODELS_DIR
 from mnist_cnn.engine import (
     KerasEngine,
     OnnxEngine,
@@ -160,16 +161,14 @@ def test_truncated_onnx_file_through_the_command_line(exported, tmp_path):
     assert result.stderr.count("\n") == 1
 
 
-# Each committed model with its export and statistics, and the test accuracy it was committed
-# for (README, "Results" and "A stronger model"), checked through its ONNX export.
+# Each shipped model with its export and statistics, and the test accuracy it was shipped
+# for (docs/results.md), checked through its ONNX export.
 COMMITTED_SETS = (("mnist_cnn", 0.9940), ("mnist_cnn_strong", 0.9965))
 
 
 @pytest.mark.parametrize(("stem", "accuracy"), COMMITTED_SETS)
 def test_each_committed_model_export_and_statistics_are_one_set(stem, accuracy, mnist):
-    keras_path = REPO_ROOT / "models" / f"{stem}.keras"
-    if not keras_path.is_file():
-        pytest.skip(f"{keras_path} is not committed")
+    keras_path = SHIPPED_MODELS_DIR / f"{stem}.keras"
     sha256 = file_sha256(keras_path)
     onnx = OnnxEngine(keras_path.with_suffix(".onnx"))
     assert onnx.model_sha256() == sha256  # exported from this very file

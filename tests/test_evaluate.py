@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 import zipfile
@@ -14,9 +13,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, run_script
+from conftest import run_script
 
 from mnist_cnn import evaluate
+from mnist_cnn.commands.evaluate import parse_args
 from mnist_cnn.data import CHECKSUMS, one_hot, to_model_input
 from mnist_cnn.errors import UserError
 from mnist_cnn.files import history_path
@@ -29,15 +29,15 @@ HISTORY = {"loss": [0.9, 0.4], "accuracy": [0.7, 0.9], "val_loss": [0.5], "val_a
 
 
 def copy_model(model_path: Path, folder: Path) -> Path:
-    """A copy of the model in its own folder, so its metrics file lands in tmp, not the repo."""
+    """A copy of the model in its own folder, with its own history (or none) beside it."""
     folder.mkdir(parents=True)
     return Path(shutil.copy(model_path, folder / "mnist_cnn.keras"))
 
 
 def evaluate_cli(model_path: Path, plots_dir: Path, flags: list[str]):
-    """Run evaluate_model.py on `model_path`, drawing into `plots_dir`."""
+    """Run evaluate_model.py on `model_path`, writing its report and figures into `plots_dir`."""
     return run_script(
-        "evaluate_model.py", "--model-path", str(model_path), "--plots-dir", str(plots_dir), *flags
+        "evaluate_model.py", "--model-path", str(model_path), "--out-dir", str(plots_dir), *flags
     )
 
 
@@ -108,11 +108,15 @@ def test_accuracy_is_the_confusion_diagonal_and_agrees_with_keras(json_run, kera
     assert report["accuracy"] > 0.5  # the tiny model has learned something
 
 
-def test_metrics_json_is_written_beside_the_model(json_run):
-    result, model_path, _ = json_run
-    saved = json.loads(evaluate.metrics_path(model_path).read_text())
+def test_metrics_json_is_written_with_the_figures_never_beside_the_model(json_run):
+    result, model_path, plots_dir = json_run
+    saved = json.loads(evaluate.metrics_path(model_path, plots_dir).read_text())
     assert saved == json.loads(result.stdout)
-    assert not list(model_path.parent.glob("*.tmp"))
+    assert sorted(p.name for p in model_path.parent.iterdir()) == [
+        "mnist_cnn.keras",
+        "mnist_cnn_history.json",
+    ]
+    assert not list(plots_dir.glob("*.tmp"))
 
 
 def test_plots_are_drawn_with_curves_from_the_history(json_run):
@@ -128,22 +132,20 @@ def test_table_is_printed(cli):
     assert "digit  precision  recall      f1  support" in result.stdout
     assert "  9  " in result.stdout and "macro" in result.stdout
     assert " read as " in result.stdout
-    assert str(evaluate.metrics_path(model_path)) in result.stdout
+    assert str(evaluate.metrics_path(model_path, plots_dir)) in result.stdout
     # No history beside this model: the evaluation figures only, no curves.
-    assert sorted(p.name for p in plots_dir.iterdir()) == sorted(FIGURES)
+    assert sorted(p.name for p in plots_dir.iterdir()) == sorted(
+        [*FIGURES, "mnist_cnn_metrics.json"]
+    )
 
 
 def test_help_explains_every_flag(monkeypatch, capsys):
     # In-process: a subprocess would spend seconds importing TensorFlow just to print --help.
-    spec = importlib.util.spec_from_file_location("evaluate_model", REPO_ROOT / "evaluate_model.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    monkeypatch.setattr("sys.argv", ["evaluate_model.py", "--help"])
     with pytest.raises(SystemExit) as exit_:
-        script.parse_args()
+        parse_args(["--help"])
     assert exit_.value.code == 0
     help_text = capsys.readouterr().out
-    for flag in ("--model-path", "--data-dir", "--json", "--plots-dir"):
+    for flag in ("--model-path", "--shipped", "--data-dir", "--json", "--out-dir"):
         assert flag in help_text
 
 
@@ -154,7 +156,7 @@ def test_missing_model_is_one_line_naming_the_path_and_the_fix(cli):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
     assert str(missing) in errors[0] and "python train_model.py" in errors[0]
-    assert not plots_dir.exists() and not evaluate.metrics_path(missing).exists()
+    assert not plots_dir.exists()
 
 
 def save_model_with_shape(path: Path, input_shape: tuple, classes: int) -> Path:
@@ -194,10 +196,10 @@ def write_zip(path: Path) -> Path:
 def test_unusable_model_is_a_user_error_naming_the_file(tmp_path, make, reason):
     path = make(tmp_path / "x.keras")
     with pytest.raises(UserError, match=reason) as error:
-        evaluate.run(path, plots_dir=tmp_path / "plots")
+        evaluate.run(path, out_dir=tmp_path / "plots")
     message = str(error.value)
     assert message.startswith(str(path)) and "\n" not in message
-    assert not (tmp_path / "plots").exists() and not evaluate.metrics_path(path).exists()
+    assert not (tmp_path / "plots").exists()
 
 
 def fake_evaluation() -> evaluate.Evaluation:

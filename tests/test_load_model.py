@@ -50,7 +50,7 @@ def test_an_h5_model_with_other_inputs_takes_digit_images(h5_models, name, mnist
 def test_evaluate_model_reads_an_h5_model_of_flat_inputs(h5_models, tmp_path):
     model = h5_models["flat"]
     result = run_script(
-        "evaluate_model.py", "--model-path", str(model), "--plots-dir", str(tmp_path), "--json"
+        "evaluate_model.py", "--model-path", str(model), "--out-dir", str(tmp_path), "--json"
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert '"accuracy": 0.' in result.stdout and "Traceback" not in result.stderr

@@ -158,7 +158,8 @@ def test_json_and_accept_all(committed_model_path, tmp_path):
     letter = str(letter_k(tmp_path))
     model = ["--model-path", str(committed_model_path)]
     record = json.loads(run_script("test_model.py", letter, "--json", *model).stdout)
-    assert record["is_digit"] is False and record["ood_score"] > 0
+    assert record["is_digit"] is False and record["number"] == ""
+    assert all(not d["is_digit"] and d["ood_score"] > 0 for d in record["digits"])
     accepted = run_script("test_model.py", letter, "--accept-all", *model).stdout
     assert "not a digit" not in accepted and accepted.split(": ")[1][0].isdigit()
 
@@ -169,7 +170,8 @@ def test_web_api_says_not_a_digit(committed_model_path, tmp_path):
     client = create_app(committed_model_path).test_client()
     body = letter_k(tmp_path).read_bytes()
     result = client.post("/api/predict", data=body, content_type="image/png").get_json()
-    assert result["is_digit"] is False and len(result["probabilities"]) == 10
+    assert result["is_digit"] is False and result["number"] == ""
+    assert all(len(d["probabilities"]) == 10 and not d["is_digit"] for d in result["digits"])
 
 
 def test_quality_targets_on_a_subset(classifier, mnist):

@@ -1,8 +1,8 @@
-"""Batched prediction, result formatting, and the test_model.py command line."""
+"""Batched prediction, the Reader API, result formatting, and the test_model.py command line."""
 
 from __future__ import annotations
 
-import importlib.util
+import functools
 import json
 import re
 import sys
@@ -10,29 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, run_script
+from conftest import run_script
 from PIL import Image, ImageOps
 
 from mnist_cnn import engine as engine_module
+from mnist_cnn.commands.read import format_text, main, unique_png_names
 from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import run_cli
-from mnist_cnn.predict import (
-    Classifier,
-    classify_files,
-    format_json,
-    format_line,
-    load_classifier,
-    top_k,
-    unique_png_names,
-)
-
-
-def load_cli():
-    """Import test_model.py (a script, not a package module) to call its main() in-process."""
-    spec = importlib.util.spec_from_file_location("test_model_cli", REPO_ROOT / "test_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from mnist_cnn.predict import Classifier, load_classifier, top_k
+from mnist_cnn.reader import DigitReading, Reader, Reading
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +45,9 @@ def files(tmp_path, mnist):
 
 def cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     """Run test_model.py's main() through run_cli in-process: (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["test_model.py", *args])
+    monkeypatch.setattr(sys, "argv", ["test_model.py"])
     with pytest.raises(SystemExit) as exited:
-        run_cli(load_cli().main)
+        run_cli(functools.partial(main, list(args)))
     out, err = capsys.readouterr()
     return exited.value.code, out, err
 
@@ -89,15 +75,65 @@ def test_top_k_is_sorted_for_one_row_and_for_many():
     assert top_k(np.stack([probs, probs[::-1]]), 1) == [[(1, 0.6)], [(8, 0.6)]]
 
 
+def reading_of(*probabilities: list[float], verdicts: tuple[bool, ...] = ()) -> Reading:
+    """A Reading of one candidate per probability row, each judged as `verdicts` says."""
+    digits = []
+    for n, row in enumerate(probabilities):
+        row = np.asarray(row, np.float32)
+        digits.append(
+            DigitReading(
+                digit=int(row.argmax()),
+                confidence=float(row.max()),
+                probabilities=row,
+                box=(10 * n, 0, 10 * n + 8, 10),
+                is_digit=verdicts[n] if verdicts else True,
+                ood_score=0.1,
+                image=np.zeros((28, 28), np.uint8),
+            )
+        )
+    return Reading("a.png", tuple(digits), (10 * len(digits), 10))
+
+
+SEVEN = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.9, 0.0, 0.1]
+FOUR = [0.0, 0.0, 0.0, 0.0, 0.925, 0.075, 0.0, 0.0, 0.0, 0.0]
+
+
 def test_text_and_json_formats():
-    probs = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.9, 0.0, 0.1])
-    assert format_line("a.png", probs) == "a.png: 7 (90.0%)"
-    assert format_line("a.png", probs, 2) == "a.png: 7 (90.0%)  next: 9 (10.0%)"
-    record = json.loads(format_json("a.png", probs, 2, score=0.1))
-    assert record["path"] == "a.png" and record["digit"] == 7 and record["confidence"] == 0.9
-    assert record["is_digit"] is True and record["ood_score"] == 0.1
-    assert len(record["probabilities"]) == 10
-    assert record["top_k"] == [{"digit": 7, "probability": 0.9}, {"digit": 9, "probability": 0.1}]
+    reading = reading_of(SEVEN)
+    assert format_text(reading) == "a.png: 7 (90.0%)"
+    assert format_text(reading, 2) == "a.png: 7 (90.0%)  next: 9 (10.0%)"
+    record = json.loads(json.dumps(reading.to_dict(2)))
+    assert record["path"] == "a.png" and record["number"] == "7" and record["is_digit"] is True
+    (digit,) = record["digits"]
+    assert digit["digit"] == 7 and digit["confidence"] == 0.9 and digit["ood_score"] == 0.1
+    assert len(digit["probabilities"]) == 10 and digit["box"] == [0, 0, 8, 10]
+    assert digit["top_k"] == [{"digit": 7, "probability": 0.9}, {"digit": 9, "probability": 0.1}]
+
+
+def test_one_json_shape_for_a_digit_a_number_and_a_non_digit():
+    shapes = {
+        tuple(reading.to_dict()) + tuple(reading.to_dict()["digits"][0])
+        for reading in (
+            reading_of(SEVEN),
+            reading_of(SEVEN, FOUR),
+            reading_of(FOUR, verdicts=(False,)),
+        )
+    }
+    assert len(shapes) == 1
+
+
+def test_top_k_applies_to_each_digit_of_a_number():
+    line = format_text(reading_of(SEVEN, FOUR), 2)
+    assert line == "a.png: 74 (7: 90.0% next: 9 (10.0%); 4: 92.5% next: 5 (7.5%))"
+    assert format_text(reading_of(SEVEN, FOUR)) == "a.png: 74 (7: 90.0%, 4: 92.5%)"
+    assert [len(d["top_k"]) for d in reading_of(SEVEN, FOUR).to_dict(3)["digits"]] == [3, 3]
+
+
+def test_a_rejected_candidate_is_listed_but_left_out_of_the_number():
+    reading = reading_of(SEVEN, FOUR, verdicts=(True, False))
+    assert reading.number == "7" and reading.is_digit
+    record = reading.to_dict()
+    assert [d["is_digit"] for d in record["digits"]] == [True, False]
 
 
 def test_preprocessed_names_never_collide(tmp_path):
@@ -106,11 +142,11 @@ def test_preprocessed_names_never_collide(tmp_path):
 
 
 def test_a_picture_judged_not_a_digit_says_what_it_looks_most_like():
-    probs = np.array([0.0, 0.0, 0.0, 0.0, 0.925, 0.075, 0.0, 0.0, 0.0, 0.0])
-    line = format_line("scribble.png", probs, 3, is_digit=False)
-    assert line == "scribble.png: not a digit (looks most like 4, 92.5%)"
-    record = json.loads(format_json("scribble.png", probs, is_digit=False, score=0.075))
-    assert record["is_digit"] is False and record["digit"] == 4
+    reading = reading_of(SEVEN, FOUR, verdicts=(False, False))
+    assert format_text(reading, 3) == "a.png: not a digit (looks most like 4, 92.5%)"
+    record = reading.to_dict()
+    assert record["is_digit"] is False and record["number"] == ""
+    assert [d["digit"] for d in record["digits"]] == [7, 4]
 
 
 def test_all_files_go_through_one_model_call(engine, files):
@@ -124,9 +160,9 @@ def test_all_files_go_through_one_model_call(engine, files):
             calls.append(len(digits))
             return engine.predict(digits)
 
-    lines, errors = classify_files(Classifier(CountingEngine()), good + bad)
+    results = Reader.from_classifier(Classifier(CountingEngine())).read_many(good + bad)
     assert calls == [len(good)]
-    assert len(lines) == len(good) and len(errors) == len(bad)
+    assert [isinstance(r, Reading) for r in results] == [True] * len(good) + [False] * len(bad)
 
 
 # --- the command line --------------------------------------------------------------------------
@@ -169,16 +205,17 @@ def test_json_top_k_and_saved_digits(monkeypatch, capsys, tiny_model_path, files
         str(saved),
     )
     assert status == 1 and err == f"error: {bad[0]}: empty file\n"
-    records = [json.loads(line) for line in out.splitlines()]
+    *records, failed = [json.loads(line) for line in out.splitlines()]
+    assert failed == {"path": str(bad[0]), "error": f"{bad[0]}: empty file"}
     assert [r["path"] for r in records] == [str(p) for p in good]
-    for record in records:
-        assert record["digit"] == record["top_k"][0]["digit"]
-        assert [t["probability"] for t in record["top_k"]] == sorted(
-            (t["probability"] for t in record["top_k"]), reverse=True
+    for (digit,) in (record["digits"] for record in records):
+        assert digit["digit"] == digit["top_k"][0]["digit"]
+        assert [t["probability"] for t in digit["top_k"]] == sorted(
+            (t["probability"] for t in digit["top_k"]), reverse=True
         )
-        assert len(record["top_k"]) == 3 and len(record["probabilities"]) == 10
-        with Image.open(record["preprocessed"]) as digit:
-            assert digit.size == (28, 28) and digit.mode == "L"
+        assert len(digit["top_k"]) == 3 and len(digit["probabilities"]) == 10
+        with Image.open(digit["preprocessed"]) as image:
+            assert image.size == (28, 28) and image.mode == "L"
     assert len(list(saved.glob("*.png"))) == len(good)
 
 
@@ -286,7 +323,7 @@ def test_number_json_boxes_and_saved_digits(
     status, out, _ = cli(monkeypatch, capsys, *args, "--save-preprocessed", str(saved))
     assert status == 0
     record = json.loads(out)
-    assert len(record["number"]) == 3 and "digit" not in record
+    assert len(record["number"]) == 3 and "digit" not in record and record["is_digit"]
     assert [d["digit"] for d in record["digits"]] == [int(c) for c in record["number"]]
     lefts = [d["box"][0] for d in record["digits"]]
     assert lefts == sorted(lefts) and all(len(d["probabilities"]) == 10 for d in record["digits"])

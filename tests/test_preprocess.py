@@ -12,7 +12,6 @@ from PIL import Image, ImageFilter, ImageOps
 from mnist_cnn import preprocess
 from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import UserError
-from mnist_cnn.predict import read_pictures, stack_digits
 from mnist_cnn.preprocess import (
     DIGIT_BOX,
     centre_of_mass,
@@ -20,6 +19,7 @@ from mnist_cnn.preprocess import (
     stroke_width,
     to_mnist,
 )
+from mnist_cnn.reader import Reader, Reading
 from mnist_cnn.synthetic import encode, person_style_files
 
 LOSSLESS = [("PNG", {}), ("BMP", {}), ("TIFF", {}), ("GIF", {}), ("WEBP", {"lossless": True})]
@@ -270,9 +270,9 @@ def test_faint_jpeg_noise_is_not_a_digit():
 def test_reading_files_keeps_good_ones_and_reports_bad_ones(tmp_path, seven):
     good = tmp_path / "seven.png"
     on_paper(seven).save(good)
-    paths, found, errors = read_pictures([good, tmp_path / "gone.png"], single=True)
-    assert paths == [good] and stack_digits(found).shape == (1, 28, 28)
-    assert [str(e) for e in errors] == [f"{tmp_path / 'gone.png'}: file not found"]
+    read, gone = Reader(accept_all=True).read_many([good, tmp_path / "gone.png"], single=True)
+    assert isinstance(read, Reading) and read.digits[0].image.shape == (28, 28)
+    assert str(gone) == f"{tmp_path / 'gone.png'}: file not found"
 
 
 # --- accuracy with the committed model ---------------------------------------------------------
@@ -303,9 +303,9 @@ def test_digits_saved_the_way_people_save_them(committed_model_path, mnist, tmp_
         path = tmp_path / f"{n:04d}.{suffix}"
         path.write_bytes(data)
         paths.append(path)
-    read, found, errors = read_pictures(paths, single=True)
-    digits = stack_digits(found)
-    assert not errors and len(read) == PERSON_DIGITS
+    read = Reader(accept_all=True).read_many(paths, single=True)
+    assert all(isinstance(reading, Reading) for reading in read)
+    digits = np.stack([reading.digits[0].image for reading in read])
     score = accuracy(committed_model_path, digits, mnist.y_test[chosen])
     print(f"\nDigits saved the way people save them: {score:.2%}")  # shown with pytest -s
     assert score >= 0.97

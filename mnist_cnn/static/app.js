@@ -68,15 +68,18 @@ function select(n) {
   drawBoxes();
 }
 
-function showResult(result) {
-  if (!result.is_digit) {
+// The server lists every candidate with its own verdict; the number is made of the digits.
+function showResult(reading) {
+  if (!reading.is_digit) {
     // "Not a digit" replaces the answer and its bars: a confident bar would lie.
     resetResult("that doesn't look like a digit");
     digitEl.textContent = "?";
-    preprocessedEl.src = result.preprocessed;
-    statusEl.textContent = `${result.elapsed_ms} ms on the server`;
+    const likeliest = reading.digits.reduce((a, b) => (b.confidence > a.confidence ? b : a));
+    preprocessedEl.src = likeliest.preprocessed;
+    statusEl.textContent = `${reading.elapsed_ms} ms on the server`;
     return;
   }
+  const result = { ...reading, digits: reading.digits.filter((d) => d.is_digit) };
   shown = result;
   digitEl.textContent = result.number;
   digitEl.classList.toggle("long", result.number.length > 2);

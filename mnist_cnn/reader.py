@@ -1,0 +1,257 @@
+"""The reading API: pictures in, numbers out. The CLI and the web app read through it.
+
+    from mnist_cnn import Reader
+    reader = Reader()                      # loads the model once
+    reading = reader.read("photo.jpg")     # a path, bytes, a NumPy array or a PIL image
+    reading.number, reading.is_digit       # "42", True
+    reading.digits[0].confidence           # 0.998
+
+Every candidate found in a picture is in `Reading.digits`, left to right, each with its own
+not-a-digit verdict; the number is made of those judged digits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mnist_cnn.data import IMAGE_SIZE
+from mnist_cnn.engine import engine_name
+from mnist_cnn.errors import UnreadableImageError, UserError
+from mnist_cnn.predict import Classifier, load_classifier, top_k
+from mnist_cnn.preprocess import DECODE_SCALE, check_pixels, open_image
+from mnist_cnn.segment import Candidate, find_digits, whole_picture
+
+Source = str | Path | bytes | np.ndarray | Image.Image
+DECIMALS = 6  # probabilities and scores in JSON: finer than any float32 difference that matters
+
+
+@dataclass(frozen=True)
+class DigitReading:
+    """One candidate of a picture and what the model says of it.
+
+    `probabilities` is float32 (10,); `box` is (left, top, right, bottom) in the picture's
+    pixels; `image` is the uint8 (28, 28) the model saw (light ink on black); `ood_score` is
+    the out-of-distribution score that `is_digit` thresholds (ood.py).
+    """
+
+    digit: int
+    confidence: float
+    probabilities: np.ndarray
+    box: tuple[int, int, int, int]
+    is_digit: bool
+    ood_score: float
+    image: np.ndarray
+
+    def top_k(self, k: int) -> list[tuple[int, float]]:
+        """The k likeliest (digit, probability) pairs, best first."""
+        return top_k(self.probabilities, k)
+
+    def to_dict(self, k: int = 1) -> dict:
+        """JSON-ready: digit, confidence, probabilities, box, is_digit, ood_score, top_k."""
+        return {
+            "digit": self.digit,
+            "confidence": round(self.confidence, DECIMALS),
+            "probabilities": [round(float(p), DECIMALS) for p in self.probabilities],
+            "box": list(self.box),
+            "is_digit": self.is_digit,
+            "ood_score": round(self.ood_score, DECIMALS),
+            "top_k": [{"digit": d, "probability": round(p, DECIMALS)} for d, p in self.top_k(k)],
+        }
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What was read in one picture: its candidates left to right, and its size (width,
+    height) in the pixels the boxes are in."""
+
+    source: str
+    digits: tuple[DigitReading, ...]
+    size: tuple[int, int]
+
+    @property
+    def accepted(self) -> list[DigitReading]:
+        """The candidates judged digits: the number's digits, left to right."""
+        return [digit for digit in self.digits if digit.is_digit]
+
+    @property
+    def number(self) -> str:
+        """The digits judged digits, as a string ("" when none is)."""
+        return "".join(str(digit.digit) for digit in self.accepted)
+
+    @property
+    def is_digit(self) -> bool:
+        """Whether anything in the picture was judged a digit."""
+        return bool(self.accepted)
+
+    @property
+    def likeliest(self) -> DigitReading:
+        """The candidate the model is surest of: what a picture of no digit looks most like."""
+        return max(self.digits, key=lambda digit: digit.confidence)
+
+    def to_dict(self, k: int = 1) -> dict:
+        """JSON-ready, one shape for every picture: path, number, is_digit, size and digits
+        (every candidate, DigitReading.to_dict with the top `k`)."""
+        return {
+            "path": self.source,
+            "number": self.number,
+            "is_digit": self.is_digit,
+            "size": list(self.size),
+            "digits": [digit.to_dict(k) for digit in self.digits],
+        }
+
+
+def array_to_image(pixels: np.ndarray, name: str) -> Image.Image:
+    """A NumPy picture as Pillow reads a file: uint8, or float in [0, 1]; (H, W) grey, or
+    (H, W, 3) RGB, or (H, W, 4) RGBA; either polarity.
+
+    Raises UnreadableImageError for another shape or dtype, or values outside the range.
+    """
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
+        raise UnreadableImageError(f"{name}: an array of shape {pixels.shape} is not a picture")
+    if np.issubdtype(pixels.dtype, np.floating):
+        if not np.isfinite(pixels).all() or pixels.min() < 0 or pixels.max() > 1:
+            raise UnreadableImageError(f"{name}: float pixels must lie in [0, 1]")
+        pixels = np.round(pixels * 255)
+    elif pixels.dtype != np.uint8:
+        raise UnreadableImageError(f"{name}: pixels must be uint8 or float, not {pixels.dtype}")
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+def as_image(source: Source, name: str) -> Image.Image:
+    """Any Source as a decoded Pillow image, checked as a file would be.
+
+    Raises UnreadableImageError for what cannot be read.
+    """
+    if isinstance(source, np.ndarray):
+        image = array_to_image(source, name)
+    elif isinstance(source, Image.Image):
+        image = source
+    else:
+        return open_image(Path(source) if isinstance(source, str) else source, name)
+    check_pixels(image, name)
+    return image
+
+
+def describe(source: Source) -> str:
+    """The name of a source in messages: its path, or what kind of object it is."""
+    if isinstance(source, str | Path):
+        return str(source)
+    return {bytes: "image bytes", np.ndarray: "array"}.get(type(source), "image")
+
+
+def size_of(image: Image.Image) -> tuple[int, int]:
+    """(width, height) in the original picture's pixels, before any reduced JPEG decoding."""
+    scale = float(image.info.get(DECODE_SCALE, 1.0))
+    return round(image.width * scale), round(image.height * scale)
+
+
+class Reader:
+    """Reads the digits and numbers in pictures with one trained model, loaded once.
+
+    `model_path`: a `.keras`, `.h5`, `.onnx` or `.tflite` file; None reads with your latest
+    trained model, else the shipped one (`shipped=True`: always the shipped one), on its ONNX
+    export when that is current. `accept_all` turns the not-a-digit verdict off. `notes` holds
+    what the caller may show the user (which model, statistics missing).
+
+    Raises UserError when the model cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        shipped: bool = False,
+        accept_all: bool = False,
+        verbose: bool = False,
+    ):
+        path = None if model_path is None else Path(model_path)
+        self.classifier, self.notes = load_classifier(path, accept_all, verbose, shipped)
+
+    @classmethod
+    def from_classifier(cls, classifier: Classifier) -> Reader:
+        """A Reader around a classifier already loaded (tests, the web app's warm copy)."""
+        reader = cls.__new__(cls)
+        reader.classifier, reader.notes = classifier, []
+        return reader
+
+    @property
+    def model_path(self) -> Path:
+        """The model file that answers."""
+        return self.classifier.engine.path
+
+    @property
+    def engine(self) -> str:
+        """What runs the model: "ONNX Runtime", "LiteRT" or "Keras"."""
+        return engine_name(self.classifier.engine)
+
+    def read(self, source: Source, *, single: bool = False, name: str | None = None) -> Reading:
+        """Read one picture: a path, the file's bytes, a NumPy array or a PIL image.
+
+        `single` reads the whole picture as one digit. Raises UnreadableImageError,
+        NoDigitFoundError or SeveralLinesError (all UserError), each naming `name` (default:
+        the path, or the kind of object).
+        """
+        (result,) = self.read_many([source], single=single, names=None if name is None else [name])
+        if isinstance(result, UserError):
+            raise result
+        return result
+
+    def read_many(
+        self,
+        sources: Iterable[Source],
+        *,
+        single: bool = False,
+        names: Sequence[str] | None = None,
+    ) -> list[Reading | UserError]:
+        """Read many pictures in one batched model pass; a picture that fails gives its error
+        in its place, so one bad file does not stop the rest."""
+        sources = list(sources)
+        names = [describe(source) for source in sources] if names is None else list(names)
+        found: list[tuple[str, tuple[int, int], list[Candidate]] | UserError] = []
+        for source, name in zip(sources, names, strict=True):
+            try:
+                image = as_image(source, name)
+                candidates = [whole_picture(image, name)] if single else find_digits(image, name)
+                found.append((name, size_of(image), candidates))
+            except UserError as error:
+                found.append(error)
+        pictures = [entry for entry in found if not isinstance(entry, UserError)]
+        digits = [candidate for _, _, candidates in pictures for candidate in candidates]
+        stacked = (
+            np.stack([c.digit for c in digits])
+            if digits
+            else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+        )
+        readings = iter(self.digit_readings(digits, stacked))
+        return [
+            entry
+            if isinstance(entry, UserError)
+            else Reading(entry[0], tuple(next(readings) for _ in entry[2]), entry[1])
+            for entry in found
+        ]
+
+    def digit_readings(self, candidates: list[Candidate], stacked: np.ndarray) -> list:
+        """A DigitReading per candidate, from one classifier pass over uint8 (N, 28, 28)."""
+        said = self.classifier.classify(stacked)
+        return [
+            DigitReading(
+                digit=int(np.argmax(probabilities)),
+                confidence=float(np.max(probabilities)),
+                probabilities=probabilities,
+                box=tuple(int(side) for side in candidate.box),
+                is_digit=bool(is_digit),
+                ood_score=float(score),
+                image=candidate.digit,
+            )
+            for candidate, probabilities, score, is_digit in zip(
+                candidates, said.probabilities, said.scores, said.is_digit, strict=True
+            )
+        ]

@@ -1,0 +1,114 @@
+"""The Python API: `from mnist_cnn import Reader`, what it reads, what it raises, which model."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+import mnist_cnn
+from mnist_cnn import (
+    NoDigitFoundError,
+    Reader,
+    SeveralLinesError,
+    UnreadableImageError,
+    UserError,
+)
+from mnist_cnn.config import SHIPPED_MODEL_PATH, user_model_path
+
+
+@pytest.fixture(scope="module")
+def reader():
+    """The shipped model (the test session's data folder holds no model of the user's)."""
+    return Reader()
+
+
+@pytest.fixture(scope="module")
+def paper_digit(mnist) -> Image.Image:
+    """MNIST test digit 0 (a 7) as black ink on white paper, 140x140."""
+    return ImageOps.invert(Image.fromarray(mnist.x_test[0]).resize((140, 140)))
+
+
+def test_the_default_reader_is_the_shipped_model_on_its_onnx_export(reader):
+    assert reader.model_path == SHIPPED_MODEL_PATH.with_suffix(".onnx")
+    assert reader.engine == "ONNX Runtime" and reader.notes == []
+
+
+def test_a_path_bytes_an_array_and_a_pil_image_read_alike(reader, paper_digit, tmp_path, mnist):
+    path = tmp_path / "seven.png"
+    paper_digit.save(path)
+    pixels = np.asarray(paper_digit)
+    sources = {
+        "path": path,
+        "str": str(path),
+        "bytes": path.read_bytes(),
+        "uint8 array": pixels,
+        "float array": pixels / 255.0,
+        "white on black": 255 - pixels,
+        "PIL image": paper_digit,
+    }
+    for kind, source in sources.items():
+        reading = reader.read(source)
+        assert reading.number == str(mnist.y_test[0]), kind
+        assert reading.is_digit and len(reading.digits) == 1, kind
+        (digit,) = reading.digits
+        assert digit.confidence > 0.9 and digit.probabilities.shape == (10,), kind
+        assert digit.image.shape == (28, 28) and digit.image.dtype == np.uint8, kind
+
+
+def test_a_number_reads_left_to_right_with_boxes(reader, mnist):
+    paper = Image.new("L", (300, 110), 255)
+    for n in range(3):
+        paper.paste(
+            ImageOps.invert(Image.fromarray(mnist.x_test[n]).resize((84, 84))), (10 + 95 * n, 12)
+        )
+    reading = reader.read(paper)
+    assert reading.number == "".join(map(str, mnist.y_test[:3]))
+    lefts = [digit.box[0] for digit in reading.digits]
+    assert lefts == sorted(lefts) and reading.size == (300, 110)
+
+
+def test_failures_raise_documented_errors_of_one_family(reader, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    two_lines = Image.new("L", (200, 300), 255)
+    for top in (20, 170):
+        two_lines.paste(0, (90, top, 110, top + 100))
+    cases = [
+        (tmp_path / "missing.png", UnreadableImageError),
+        (text, UnreadableImageError),
+        (np.zeros((5, 5, 2), np.uint8), UnreadableImageError),
+        (np.full((40, 40), 2.0), UnreadableImageError),
+        (np.full((40, 40), 255, np.uint8), NoDigitFoundError),
+        (two_lines, SeveralLinesError),
+    ]
+    for source, error in cases:
+        with pytest.raises(error) as raised:
+            reader.read(source)
+        assert isinstance(raised.value, UserError) and "\n" not in str(raised.value)
+    with pytest.raises(UnreadableImageError, match=r"^notes\.png: not an image"):
+        reader.read(text.read_bytes(), name="notes.png")
+
+
+def test_the_package_exposes_the_api_without_loading_it_at_import():
+    assert {"Reader", "Reading", "DigitReading", "UserError"} <= set(mnist_cnn.__all__)
+    with pytest.raises(AttributeError):
+        mnist_cnn.Nothing  # noqa: B018
+
+
+def test_your_latest_model_reads_by_default_and_shipped_overrides(tiny_model_path):
+    mine = user_model_path()
+    mine.parent.mkdir(parents=True)
+    for file in tiny_model_path.parent.glob(f"{tiny_model_path.stem}*"):
+        shutil.copy(file, mine.with_name(file.name.replace(tiny_model_path.stem, mine.stem)))
+    try:
+        yours = Reader()
+        assert yours.model_path == mine and yours.engine == "Keras"
+        assert yours.notes == [
+            f"note: reading with your model {mine} (--shipped: the shipped model)"
+        ]
+        assert Reader(shipped=True).model_path == SHIPPED_MODEL_PATH.with_suffix(".onnx")
+    finally:
+        shutil.rmtree(mine.parent)
