@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train evaluate test lint serve benchmark benchmark-web screenshot clean
+.PHONY: install train evaluate test test-fast lint serve benchmark benchmark-web screenshot clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,14 @@ install: $(STAMP)  ## create .venv with the pinned requirements
 train: $(STAMP)  ## train the CNN on the bundled MNIST data
 	$(BIN)/python train_model.py
 
-evaluate: $(STAMP)  ## evaluate the saved model on the test set
+evaluate: $(STAMP)  ## evaluate your latest model (else the shipped one) on the test set
 	$(BIN)/python evaluate_model.py
 
-test: $(STAMP)  ## run the test suite
+test: $(STAMP)  ## the whole test suite, as CI runs it (about 7 min on 2 cores)
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## every module's tests on small inputs, for everyday work (about 1 min)
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)  ## ruff, lint and format
 	$(BIN)/ruff check .
@@ -36,7 +39,7 @@ benchmark: $(STAMP)  ## training speed against the reference pipeline
 benchmark-web: $(STAMP)  ## server-side time per prediction of the web app (median, p95)
 	$(BIN)/python -m benchmarks.web_latency
 
-screenshot: $(STAMP)  ## re-take plots/web_app.png in headless Chromium with the committed model
+screenshot: $(STAMP)  ## re-take plots/web_app.png in headless Chromium with the shipped model
 	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/test_browser.py -k thirty_five
 
 clean:  ## remove the virtual environment and caches

@@ -28,6 +28,13 @@ ABSL_LINE = re.compile(r"^([IWEF])\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
 ABSL_SEVERITIES = "IWEF"  # INFO, WARNING, ERROR, FATAL: TF_CPP_MIN_LOG_LEVEL 0 to 3 hides below
 
 
+def program_name(module: str) -> str:
+    """How the user started a module that is also a console command: the command's name
+    (`mnist-serve`), or `python -m module` when run as a module."""
+    called = Path(sys.argv[0]).name
+    return f"python -m {module}" if called.endswith(".py") else called
+
+
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
     """--version and --verbose, the same in every script."""
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

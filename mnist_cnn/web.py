@@ -20,7 +20,7 @@ from flask import Flask, Request, Response, current_app, jsonify, request
 from PIL import Image
 from werkzeug.exceptions import HTTPException
 
-from mnist_cnn.cli import add_common_flags, add_model_flags
+from mnist_cnn.cli import add_common_flags, add_model_flags, program_name
 from mnist_cnn.data import IMAGE_SIZE
 from mnist_cnn.errors import UserError, run_cli
 from mnist_cnn.predict import Classifier
@@ -130,8 +130,11 @@ def http_error(error: HTTPException) -> Response | HTTPException:
 
 
 def warm_up(reader: Reader) -> None:
-    """Run one blank batch so the first visitor does not wait for the engine's first-call setup."""
-    reader.classifier.classify(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8))
+    """Read one drawn stroke (a 1) through the whole path, so the first visitor waits for
+    neither the engine's first-call set-up nor OpenCV's and NumPy's first calls."""
+    stroke = np.zeros((2 * IMAGE_SIZE, 2 * IMAGE_SIZE), np.uint8)
+    stroke[IMAGE_SIZE // 2 : -IMAGE_SIZE // 2, IMAGE_SIZE - 2 : IMAGE_SIZE + 2] = 255
+    reader.read(stroke, name="warm-up stroke")
 
 
 def create_app(
@@ -166,7 +169,8 @@ def create_app(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options: where to listen and which model to serve."""
     parser = argparse.ArgumentParser(
-        prog="python -m mnist_cnn.web", description="Draw a digit in the browser and classify it."
+        prog=program_name("mnist_cnn.web"),
+        description="Draw a digit in the browser and classify it.",
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")

@@ -38,6 +38,7 @@ def summary() -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow  # the benchmark's one-epoch run of both pipelines: about 50 s
 @pytest.mark.parametrize("pipeline", PIPELINES)
 def test_each_worker_reports_plausible_figures(summary, pipeline):
     (run,) = summary["runs"][pipeline]
@@ -66,6 +67,7 @@ def test_each_worker_reports_plausible_figures(summary, pipeline):
     )
 
 
+@pytest.mark.slow  # the benchmark's one-epoch run of both pipelines: about 50 s
 def test_project_worker_times_its_whole_process_and_inference(summary):
     (run,) = summary["runs"]["project"]
     # Spawn, start-up, one epoch, then saving, statistics, ONNX export and plots.
@@ -81,6 +83,7 @@ def test_project_worker_times_its_whole_process_and_inference(summary):
     assert summary["outlier_generation_seconds"]["median"] > 0
 
 
+@pytest.mark.slow  # the benchmark's one-epoch run of both pipelines: about 50 s
 def test_summary_has_every_metric_target_and_the_hardware(summary):
     assert summary["settings"]["epochs"] == {"reference": 1, "project": 1}
     assert summary["settings"]["seeds"] == [1]
@@ -101,6 +104,7 @@ def test_summary_has_every_metric_target_and_the_hardware(summary):
             assert 0 < hardware["share_of_peak"][pipeline]["median"] < 1
 
 
+@pytest.mark.slow  # the benchmark's one-epoch run of both pipelines: about 50 s
 def test_report_shows_every_row_and_target(summary):
     report = format_report(summary)
     for line in [metric.label for metric in METRICS] + [target.goal for target in TARGETS]:

@@ -63,6 +63,22 @@ def test_the_default_peak_rate_falls_with_the_schedule_length():
     assert TrainConfig(epochs=2, learning_rate=0.001).peak_learning_rate == 0.001
 
 
+def test_keras_progress_is_a_bar_on_a_terminal_and_a_line_per_epoch_in_a_log(monkeypatch):
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert TrainConfig().fit_verbosity == 1
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False)
+    assert TrainConfig().fit_verbosity == 2
+    assert TrainConfig(verbose=0).fit_verbosity == 0
+
+
+def test_default_paths_are_the_users_data_folder_never_the_shipped_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    config = TrainConfig(model="strong")
+    assert config.model_file == tmp_path / "mnist-cnn" / "models" / "mnist_cnn_strong.keras"
+    assert config.plots_folder == tmp_path / "mnist-cnn" / "plots"
+    assert TrainConfig(model_path=Path("m.keras")).model_file == Path("m.keras")
+
+
 def test_outliers_are_generated_once_then_read_from_the_cache(tmp_path, capsys):
     first = training_outliers(40, 7, tmp_path / "cache")
     assert "generated, then cached" in capsys.readouterr().out
@@ -100,6 +116,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     return errors[0]
 
 
+@pytest.mark.slow
 def test_train_script_writes_a_loadable_model_history_and_plots(tmp_path, mnist):
     args = [*quick_args(tmp_path, epochs=1), "--tensorboard", str(tmp_path / "tb")]
     result = run_script("train_model.py", *args, "--onednn", "off")
@@ -154,6 +171,7 @@ def start_training(args: list[str]) -> subprocess.Popen:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_at_the_next_epoch(tmp_path):
     args = quick_args(tmp_path, epochs=2)
     process = start_training(args)
@@ -184,6 +202,7 @@ def test_an_interrupted_run_resumes_at_the_next_epoch(tmp_path):
     assert paths.model.exists() and not paths.backup_dir.exists()
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_figures(tmp_path, mnist):
     def run(name: str) -> dict:
         config = TrainConfig(epochs=1, batch_size=64, limit=1000, seed=3, deterministic=True,
@@ -208,6 +227,7 @@ def test_the_model_trains_under_mixed_bfloat16_with_float32_outputs(mnist):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_one_line_and_keeps_the_backup(tmp_path):
     args = quick_args(tmp_path, epochs=5)
     process = start_training(args)
