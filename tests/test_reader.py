@@ -98,17 +98,16 @@ def test_the_package_exposes_the_api_without_loading_it_at_import():
         mnist_cnn.Nothing  # noqa: B018
 
 
-def test_your_latest_model_reads_by_default_and_shipped_overrides(tiny_model_path):
+def test_your_latest_model_reads_by_default_and_shipped_overrides(
+    tiny_model_path, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     mine = user_model_path()
     mine.parent.mkdir(parents=True)
     for file in tiny_model_path.parent.glob(f"{tiny_model_path.stem}*"):
         shutil.copy(file, mine.with_name(file.name.replace(tiny_model_path.stem, mine.stem)))
-    try:
-        yours = Reader()
-        assert yours.model_path == mine and yours.engine == "Keras"
-        assert yours.notes == [
-            f"note: reading with your model {mine} (--shipped: the shipped model)"
-        ]
-        assert Reader(shipped=True).model_path == SHIPPED_MODEL_PATH.with_suffix(".onnx")
-    finally:
-        shutil.rmtree(mine.parent)
+    yours = Reader()
+    assert yours.model_path == mine and yours.engine == "Keras"
+    said = f"note: reading with your model {mine} (--shipped: the shipped model)"
+    assert yours.notes == [said]
+    assert Reader(shipped=True).model_path == SHIPPED_MODEL_PATH.with_suffix(".onnx")
