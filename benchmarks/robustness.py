@@ -265,7 +265,7 @@ def measure(args: argparse.Namespace) -> dict:
             scores = product_scores(sets, labels, args.model, page)
             columns[column] = {name: score._asdict() for name, score in scores.items()}
     return {
-        "command": "python -m benchmarks.robustness " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python -m benchmarks.robustness", *sys.argv[1:]]),
         "count": args.count,
         "seed": args.seed,
         "model": str(args.model),
