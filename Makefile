@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train evaluate test test-fast lint serve benchmark benchmark-web screenshot clean
+.PHONY: install train evaluate test test-fast lint serve benchmark benchmark-web robustness screenshot clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-bench.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
@@ -38,6 +38,9 @@ benchmark: $(STAMP)  ## training speed against the reference pipeline
 
 benchmark-web: $(STAMP)  ## server-side time per prediction of the web app (median, p95)
 	$(BIN)/python -m benchmarks.web_latency
+
+robustness: $(STAMP)  ## MNIST-C test error of the models and the product path (needs libmagickwand)
+	$(BIN)/python -m benchmarks.robustness
 
 screenshot: $(STAMP)  ## re-take plots/web_app.png in headless Chromium with the shipped model
 	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/test_browser.py -k thirty_five

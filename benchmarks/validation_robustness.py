@@ -1,0 +1,93 @@
+"""A Keras model's error on the validation split under our own degradations (mnist_cnn.degrade).
+
+    python -m benchmarks.validation_robustness [--model models/mnist_cnn.keras] [--json]
+
+The validation split is the one training holds out: mnist_cnn.train.select_data with the
+default TrainConfig (10% of MNIST train, stratified per class, seed 42), so these digits were
+never trained on. Unlike MNIST-C (benchmarks/robustness.py, a report only), these degradations
+may be used to choose a recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.robustness import DEFAULT_MODEL, keras_errors, machine
+from mnist_cnn.degrade import DEGRADATIONS, degrade
+
+CLEAN = "clean"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="a Keras model")
+    parser.add_argument("--seed", type=int, default=0, help="the degradations' seed")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    return parser.parse_args(argv)
+
+
+def validation_split() -> tuple[np.ndarray, np.ndarray]:
+    """The validation digits (uint8 (N, 28, 28)) and labels that default training holds out."""
+    from mnist_cnn.config import TrainConfig
+    from mnist_cnn.data import load_mnist
+    from mnist_cnn.train import select_data
+
+    _, (x_val, y_val) = select_data(load_mnist(), TrainConfig())
+    return x_val, y_val.astype(int)
+
+
+def degraded_sets(images: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """The clean images and each degradation of them (uint8 (N, 28, 28))."""
+    return {CLEAN: images} | {name: degrade(images, name, seed) for name in DEGRADATIONS}
+
+
+def table(report: dict) -> str:
+    """Command, machine, then one row per degradation, the mean and the worst."""
+    m, errors = report["machine"], report["errors"]
+    degraded = {name: errors[name] for name in DEGRADATIONS}
+    worst = max(degraded, key=degraded.get)
+    lines = [
+        f"command: {report['command']}",
+        f"machine: {m['cpu']} ({m['cores']} cores; flags: {', '.join(m['flags'])}); "
+        f"date: {m['date']}",
+        f"model: {report['model']}; {report['count']} validation digits; seed {report['seed']}",
+        "",
+        "| degradation | validation error |",
+        "|---|---|",
+        *(f"| {name} | {error:.2%} |" for name, error in errors.items()),
+        f"| **mean of {len(degraded)}** | {np.mean(list(degraded.values())):.2%} |",
+        f"| **worst** | {worst} {degraded[worst]:.2%} |",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Score the model on every degradation and print the table (or --json)."""
+    args = parse_args(argv)
+    from mnist_cnn.model import load_trained_model
+
+    images, labels = validation_split()
+    errors = keras_errors(load_trained_model(args.model), degraded_sets(images, args.seed), labels)
+    report = {
+        "command": " ".join(["python -m benchmarks.validation_robustness", *sys.argv[1:]]),
+        "model": str(args.model),
+        "count": len(labels),
+        "seed": args.seed,
+        "machine": machine(),
+        "errors": errors,
+    }
+    print(json.dumps(report, indent=1) if args.json else table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
