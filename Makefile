@@ -24,7 +24,7 @@ test: $(STAMP)  ## the whole test suite, as CI runs it (about 7 min on 2 cores)
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)  ## every module's tests on small inputs, for everyday work (about 1 min)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" -n 2
 
 lint: $(STAMP)  ## ruff, lint and format
 	$(BIN)/ruff check .

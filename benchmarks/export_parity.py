@@ -1,6 +1,6 @@
 """Do the exported models answer as the Keras model does? All 10,000 MNIST test images.
 
-    python -m benchmarks.export_parity [--model-path models/mnist_cnn.keras]
+    python -m benchmarks.export_parity [--model-path mnist_cnn/models/mnist_cnn.keras]
 
 Exports the model to LiteRT in a temporary folder (the ONNX export beside the model is used
 as committed, and must have been made from it), runs every engine on the test images, and

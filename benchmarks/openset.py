@@ -1,6 +1,6 @@
 """How well "not a digit" works, and what it costs: the full open-set evaluation.
 
-    python -m benchmarks.openset [--model-path models/mnist_cnn.keras]
+    python -m benchmarks.openset [--model-path mnist_cnn/models/mnist_cnn.keras]
                                  [--baseline MODEL] [--mnist 10000] [--person 1000]
                                  [--non-digits 5000]
 

@@ -1,7 +1,8 @@
 """Cold start and throughput of test_model.py, run as a user runs it, on each engine.
 
-    python -m benchmarks.predict_speed [--models models/mnist_cnn.keras models/mnist_cnn.onnx]
-                                       [--images 1000] [--repeats 5]
+    python -m benchmarks.predict_speed [--models MODEL ...] [--images 1000] [--repeats 5]
+
+(the models: the shipped mnist_cnn/models/mnist_cnn.keras and its .onnx export by default)
 
 Writes test-set digits as PNG files (black on white, 280x280, like a saved drawing) to a
 temporary folder, then, for each model in turn, times `python test_model.py one.png` from a

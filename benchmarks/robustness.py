@@ -34,10 +34,11 @@ from PIL import Image
 
 from benchmarks.hardware import describe_cpu
 from benchmarks.mnist_c import CORRUPTIONS, corrupt, to_uint8
+from mnist_cnn.config import shipped_model_path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = ROOT / "models" / "mnist_cnn.keras"
-STRONG_MODEL = ROOT / "models" / "mnist_cnn_strong.keras"
+DEFAULT_MODEL = shipped_model_path("cnn")
+STRONG_MODEL = shipped_model_path("strong")
 CLEAN = "clean"
 PAGE_SIZE = 280  # the 280x280 file form: ten times MNIST's 28 pixels
 RESIZE_FILTERS = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST}

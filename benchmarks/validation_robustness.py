@@ -1,11 +1,12 @@
 """A Keras model's error on the validation split under our own degradations (mnist_cnn.degrade).
 
-    python -m benchmarks.validation_robustness [--model models/mnist_cnn.keras] [--json]
+    python -m benchmarks.validation_robustness [--model mnist_cnn/models/mnist_cnn.keras] [--json]
 
-The validation split is the one training holds out: mnist_cnn.train.select_data with the
-default TrainConfig (10% of MNIST train, stratified per class, seed 42), so these digits were
-never trained on. Unlike MNIST-C (benchmarks/robustness.py, a report only), these degradations
-may be used to choose a recipe.
+The validation split is the one training held out: mnist_cnn.train.select_data with the
+model's training seed (--split-seed; 10% of MNIST train, stratified per class), so these
+digits were never trained on. Another seed's split overlaps the model's training digits.
+Unlike MNIST-C (benchmarks/robustness.py, a report only), these degradations may be used to
+choose a recipe.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.robustness import DEFAULT_MODEL, keras_errors, machine
+from mnist_cnn.config import TrainConfig
 from mnist_cnn.degrade import DEGRADATIONS, degrade
 
 CLEAN = "clean"
@@ -31,17 +33,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="a Keras model")
     parser.add_argument("--seed", type=int, default=0, help="the degradations' seed")
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=TrainConfig().seed,
+        help="the --seed the model was trained with, which chose its validation split",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     return parser.parse_args(argv)
 
 
-def validation_split() -> tuple[np.ndarray, np.ndarray]:
-    """The validation digits (uint8 (N, 28, 28)) and labels that default training holds out."""
-    from mnist_cnn.config import TrainConfig
+def validation_split(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The validation digits (uint8 (N, 28, 28)) and labels that training with `seed` held out."""
     from mnist_cnn.data import load_mnist
     from mnist_cnn.train import select_data
 
-    _, (x_val, y_val) = select_data(load_mnist(), TrainConfig())
+    _, (x_val, y_val) = select_data(load_mnist(), TrainConfig(seed=seed))
     return x_val, y_val.astype(int)
 
 
@@ -75,13 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from mnist_cnn.model import load_trained_model
 
-    images, labels = validation_split()
+    images, labels = validation_split(args.split_seed)
     errors = keras_errors(load_trained_model(args.model), degraded_sets(images, args.seed), labels)
     report = {
         "command": " ".join(["python -m benchmarks.validation_robustness", *sys.argv[1:]]),
         "model": str(args.model),
         "count": len(labels),
         "seed": args.seed,
+        "split_seed": args.split_seed,
         "machine": machine(),
         "errors": errors,
     }

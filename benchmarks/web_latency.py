@@ -1,7 +1,8 @@
 """Server-side time per prediction of the web app, and the real server's memory, per engine.
 
-    python -m benchmarks.web_latency [--models models/mnist_cnn.keras models/mnist_cnn.onnx]
-                                     [--requests 200] [--memory-requests 1000]
+    python -m benchmarks.web_latency [--models MODEL ...] [--requests 200] [--memory-requests 1000]
+
+(the models: the shipped mnist_cnn/models/mnist_cnn.keras and its .onnx export by default)
 
 For each model: times POST /api/predict through Flask's test client with a canvas-sized PNG
 (280x280 RGBA, as the page sends), then the preprocessing and the model call on their own;

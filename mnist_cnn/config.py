@@ -98,6 +98,7 @@ class TrainConfig:
     seed: int = 42
     model: str = "cnn"
     augment: str = "shift"
+    degrade: float = 0.0  # share of training images degraded each epoch (mnist_cnn.degrade)
     limit: int | None = None
     outliers: int = 6000
     cache_dir: Path | None = field(default_factory=default_cache_dir)  # None: no cache

@@ -183,6 +183,25 @@ def make_augmenter(kind: str, seed: int):
     )
 
 
+def degrade_in_pipeline(dataset, fraction: float, seed: int):
+    """Batches of uint8 images (B, 28, 28) with `fraction` of them degraded (mnist_cnn.degrade,
+    NumPy and OpenCV through tf.numpy_function), each batch with its own seed from `seed`."""
+    import tensorflow as tf
+
+    from mnist_cnn.degrade import degrade_batch
+
+    def degrade(images: np.ndarray, batch_seed: np.int64) -> np.ndarray:
+        return degrade_batch(images, np.random.default_rng(int(batch_seed)), fraction)
+
+    def apply(columns, batch_seed):
+        images, *rest = columns
+        degraded = tf.numpy_function(degrade, [images, batch_seed], tf.uint8, stateful=False)
+        return (tf.ensure_shape(degraded, images.shape), *rest)
+
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip((dataset, seeds)).map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def make_dataset(
     images: np.ndarray,
     targets: np.ndarray,
@@ -190,18 +209,23 @@ def make_dataset(
     shuffle_seed: int | None = None,
     augment: str = "none",
     weights: np.ndarray | None = None,
+    degrade: float = 0.0,
 ):
     """A batched, prefetched tf.data pipeline of (images, targets[, weights]) for Keras: uint8
     images (N, 28, 28) scaled to float32 (N, 28, 28, 1); targets and per-image loss weights
-    (N,) passed through. Shuffled each epoch when `shuffle_seed` is given."""
+    (N,) passed through. Shuffled each epoch when `shuffle_seed` is given; `degrade` is the
+    share of images put through one of mnist_cnn.degrade's degradations each epoch."""
     import tensorflow as tf
 
     columns = (images, targets) if weights is None else (images, targets, weights)
     dataset = tf.data.Dataset.from_tensor_slices(columns)
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    if degrade > 0:
+        dataset = degrade_in_pipeline(dataset, degrade, shuffle_seed or 0)
     # Scaling whole batches after batching is one vectorised op instead of one per image.
-    dataset = dataset.batch(batch_size).map(
+    dataset = dataset.map(
         lambda x, *rest: (to_model_input(x), *rest), num_parallel_calls=tf.data.AUTOTUNE
     )
     if augment != "none":

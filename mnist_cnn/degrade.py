@@ -264,3 +264,20 @@ def degrade(images: np.ndarray, name: str, seed: int = 0) -> np.ndarray:
     if name not in DEGRADATIONS:
         raise ValueError(f"unknown degradation {name!r}: one of {', '.join(DEGRADATIONS)}")
     return DEGRADATIONS[name](np.asarray(images, np.uint8), np.random.default_rng(seed))
+
+
+def degrade_batch(
+    images: np.ndarray, rng: np.random.Generator, fraction: float, names: tuple[str, ...] = ()
+) -> np.ndarray:
+    """Training augmentation: each image, with probability `fraction`, through one of the
+    degradations `names` (default: all of DEGRADATIONS), chosen uniformly at random, with its
+    default parameter ranges. uint8 (N, 28, 28) in and out; the input is not changed."""
+    names = names or tuple(DEGRADATIONS)
+    out = np.array(images, dtype=np.uint8, copy=True)
+    chosen = rng.random(len(out)) < fraction
+    kinds = rng.integers(0, len(names), len(out))
+    for kind, name in enumerate(names):
+        rows = np.flatnonzero(chosen & (kinds == kind))
+        if len(rows):
+            out[rows] = DEGRADATIONS[name](out[rows], rng)
+    return out

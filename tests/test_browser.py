@@ -198,6 +198,7 @@ def test_drawing_a_one_then_a_seven(page):
     assert severe_logs(page) == []
 
 
+@pytest.mark.slow
 def test_drawing_thirty_five_reads_the_number_and_boxes_each_digit(page, tmp_path):
     draw(page, THREE, left=0.12)
     draw(page, FIVE, left=0.5)
@@ -222,11 +223,13 @@ def test_drawing_thirty_five_reads_the_number_and_boxes_each_digit(page, tmp_pat
 
 
 @pytest.mark.parametrize("pointer", [interaction.POINTER_TOUCH, interaction.POINTER_PEN])
+@pytest.mark.slow
 def test_touch_and_pen_draw_too(page, pointer):
     draw(page, ONE, pointer)
     wait_for_digit(page, "1")
 
 
+@pytest.mark.slow
 def test_uploading_an_image_file(page, mnist, tmp_path):
     # Black ink on white, like a scan: the server must flip it to MNIST's polarity.
     upload = tmp_path / "seven.png"
@@ -236,6 +239,7 @@ def test_uploading_an_image_file(page, mnist, tmp_path):
     wait_for_digit(page, "7")
 
 
+@pytest.mark.slow
 def test_blank_upload_shows_the_error(page, tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("L", (64, 64), 255).save(blank)

@@ -81,6 +81,7 @@ def test_filtered_stderr_drops_lines_written_by_cpp_and_keeps_the_rest(capfd):
     ("verbose", "level", "shown"), [(False, None, False), (False, "2", False), (True, None, True),
                                     (False, "0", True)]
 )  # fmt: skip
+@pytest.mark.slow
 def test_tensorflow_logs_show_only_when_asked(verbose, level, shown):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     if level is not None:

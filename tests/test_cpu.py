@@ -25,6 +25,7 @@ def test_onednn_auto_respects_the_environment_and_the_flag_overrides_it():
 
 
 @pytest.mark.parametrize(("mode", "enabled"), [("on", True), ("off", False)])
+@pytest.mark.slow
 def test_use_onednn_reaches_tensorflow_when_called_before_it_loads(mode, enabled):
     # A fresh interpreter: in this one TensorFlow is loaded already.
     code = (

@@ -142,6 +142,7 @@ def copy_data_with(tmp_path, stem: str, content: bytes):
     ],
     ids=["wrong-checksum", "corrupt-gzip"],
 )
+@pytest.mark.slow
 def test_train_script_reports_bad_data_in_one_line(tmp_path, content, reason):
     data_dir = copy_data_with(tmp_path, "t10k-labels-idx1-ubyte", content)
     result = run_script("train_model.py", "--data-dir", str(data_dir), "--epochs", "1")
@@ -152,6 +153,7 @@ def test_train_script_reports_bad_data_in_one_line(tmp_path, content, reason):
     assert reason in last_line
 
 
+@pytest.mark.slow
 def test_train_script_reports_a_missing_data_file(tmp_path):
     data_dir = copy_data_with(tmp_path, "train-labels-idx1-ubyte", b"")
     (data_dir / "train-labels-idx1-ubyte.gz").unlink()

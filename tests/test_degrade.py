@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mnist_cnn.degrade import DEGRADATIONS, degrade, line_kernel
+from mnist_cnn.data import make_dataset
+from mnist_cnn.degrade import DEGRADATIONS, degrade, degrade_batch, line_kernel
 
 COUNT = 16
 
@@ -86,3 +87,24 @@ def test_salt_and_pepper_sets_pixels_to_the_extremes(digits):
     changed = out != digits
     assert 0.0 < changed.mean() < 0.06
     assert set(np.unique(out[changed])) <= {0, 255}
+
+
+def test_degrade_batch_changes_the_chosen_share_and_leaves_its_input_alone(digits):
+    before = digits.copy()
+    rng = np.random.default_rng(0)
+    assert np.array_equal(degrade_batch(digits, rng, 0.0), digits)
+    changed = (degrade_batch(digits, rng, 1.0) != digits).any(axis=(1, 2))
+    assert changed.mean() > 0.8  # a few degradations may leave a digit as it was
+    assert np.array_equal(digits, before)
+
+
+def test_the_training_pipeline_degrades_batches_reproducibly(digits):
+    targets = np.zeros((len(digits), 10), np.float32)
+    first = [x.numpy() for x, _ in make_dataset(digits, targets, 4, shuffle_seed=3, degrade=1.0)]
+    again = [x.numpy() for x, _ in make_dataset(digits, targets, 4, shuffle_seed=3, degrade=1.0)]
+    clean = [x.numpy() for x, _ in make_dataset(digits, targets, 4, shuffle_seed=3)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, clean, strict=True))
+    assert all(
+        a.shape == b.shape and a.dtype == np.float32 for a, b in zip(first, clean, strict=True)
+    )

@@ -49,6 +49,7 @@ def test_the_saved_ensemble_predicts_the_mean_of_its_members(ensemble_path, memb
     assert not list(ensemble_path.parent.glob(".*partial*"))  # the temporary file was renamed
 
 
+@pytest.mark.slow
 def test_test_model_reads_digits_with_the_ensemble(ensemble_path, tmp_path, mnist):
     from PIL import Image
 
@@ -68,6 +69,7 @@ def test_test_model_reads_digits_with_the_ensemble(ensemble_path, tmp_path, mnis
     ],
     ids=["one member", "not .keras", "missing member"],
 )
+@pytest.mark.slow
 def test_bad_input_gets_one_line_and_no_file(tmp_path, tiny_model_path, args, message):
     filled = [arg.format(tmp=tmp_path, a=tiny_model_path) for arg in args]
     result = run_ensemble(*filled)

@@ -82,6 +82,7 @@ def keras_scores(tiny_model_path, mnist):
     return loss, accuracy
 
 
+@pytest.mark.slow
 def test_json_report_has_every_field(json_run):
     result, model_path, _ = json_run
     report = json.loads(result.stdout)
@@ -96,6 +97,7 @@ def test_json_report_has_every_field(json_run):
     assert len(report["most_confused"]) == evaluate.TOP_CONFUSIONS
 
 
+@pytest.mark.slow
 def test_accuracy_is_the_confusion_diagonal_and_agrees_with_keras(json_run, keras_scores):
     report = json.loads(json_run[0].stdout)
     cm = np.array(report["confusion_matrix"])
@@ -108,6 +110,7 @@ def test_accuracy_is_the_confusion_diagonal_and_agrees_with_keras(json_run, kera
     assert report["accuracy"] > 0.5  # the tiny model has learned something
 
 
+@pytest.mark.slow
 def test_metrics_json_is_written_with_the_figures_never_beside_the_model(json_run):
     result, model_path, plots_dir = json_run
     saved = json.loads(evaluate.metrics_path(model_path, plots_dir).read_text())
@@ -119,12 +122,14 @@ def test_metrics_json_is_written_with_the_figures_never_beside_the_model(json_ru
     assert not list(plots_dir.glob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_plots_are_drawn_with_curves_from_the_history(json_run):
     plots_dir = json_run[2]
     for name in FIGURES + CURVES:
         assert (plots_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
+@pytest.mark.slow
 def test_table_is_printed(cli):
     result, model_path, plots_dir = cli["table"]
     assert result.returncode == 0, result.stderr
@@ -149,6 +154,7 @@ def test_help_explains_every_flag(monkeypatch, capsys):
         assert flag in help_text
 
 
+@pytest.mark.slow
 def test_missing_model_is_one_line_naming_the_path_and_the_fix(cli):
     result, missing, plots_dir = cli["missing"]
     assert result.returncode == 1

@@ -47,6 +47,7 @@ def test_an_h5_model_with_other_inputs_takes_digit_images(h5_models, name, mnist
     assert (probabilities.argmax(1) == mnist.y_test[:500]).mean() > 0.7  # fed the right shape
 
 
+@pytest.mark.slow
 def test_evaluate_model_reads_an_h5_model_of_flat_inputs(h5_models, tmp_path):
     model = h5_models["flat"]
     result = run_script(
@@ -56,6 +57,7 @@ def test_evaluate_model_reads_an_h5_model_of_flat_inputs(h5_models, tmp_path):
     assert '"accuracy": 0.' in result.stdout and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_test_model_reads_an_h5_model_of_28x28_inputs(h5_models, tmp_path, mnist):
     digit = tmp_path / "seven.png"
     ImageOps.invert(Image.fromarray(mnist.x_test[0]).resize((112, 112))).save(digit)

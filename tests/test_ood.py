@@ -138,6 +138,7 @@ def letter_k(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_the_cases_letters_and_noise_are_not_digits(committed_model_path, tmp_path, mnist):
     speckle = tmp_path / "speckle.png"
     random_speckle(np.random.default_rng(3)).save(speckle)
@@ -154,6 +155,7 @@ def test_the_cases_letters_and_noise_are_not_digits(committed_model_path, tmp_pa
     assert lines[-1].startswith(f"{seven}: 7 (")
 
 
+@pytest.mark.slow
 def test_json_and_accept_all(committed_model_path, tmp_path):
     letter = str(letter_k(tmp_path))
     model = ["--model-path", str(committed_model_path)]
@@ -174,6 +176,7 @@ def test_web_api_says_not_a_digit(committed_model_path, tmp_path):
     assert all(len(d["probabilities"]) == 10 and not d["is_digit"] for d in result["digits"])
 
 
+@pytest.mark.slow
 def test_quality_targets_on_a_subset(classifier, mnist):
     # Every MNIST test digit (the target is on them), subsets of the rest; the full set
     # (10,000 / 1,000 / 5,000) runs in benchmarks/openset.py.

@@ -168,6 +168,7 @@ def test_all_files_go_through_one_model_call(engine, files):
 # --- the command line --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_mixed_good_and_bad_files_as_a_real_process(tiny_model_path, files):
     good, bad = files
     args = [*map(str, good + bad), "--model-path", str(tiny_model_path)]

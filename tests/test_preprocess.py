@@ -288,6 +288,7 @@ def accuracy(model_path, digits: np.ndarray, labels: np.ndarray) -> float:
     return float((probs.argmax(axis=1) == labels).mean())
 
 
+@pytest.mark.slow
 def test_all_mnist_test_digits_through_preprocessing(committed_model_path, mnist):
     digits = np.stack([to_mnist(Image.fromarray(d)) for d in mnist.x_test])
     score = accuracy(committed_model_path, digits, mnist.y_test)
@@ -295,6 +296,7 @@ def test_all_mnist_test_digits_through_preprocessing(committed_model_path, mnist
     assert score >= 0.99
 
 
+@pytest.mark.slow
 def test_digits_saved_the_way_people_save_them(committed_model_path, mnist, tmp_path):
     rng = np.random.default_rng(SEED)
     chosen = rng.choice(len(mnist.x_test), PERSON_DIGITS, replace=False)

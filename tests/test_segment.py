@@ -175,6 +175,7 @@ def digits_or_none(image: Image.Image) -> list:
         return []
 
 
+@pytest.mark.slow
 def test_generated_numbers_on_every_kind_of_paper(model, mnist):
     found, read, right_numbers, per_kind = [], [], 0, dict.fromkeys(BACKGROUNDS, 0)
     pictures = list(generated_numbers(mnist, NUMBERS, SEED))
@@ -286,6 +287,7 @@ def test_a_digit_in_a_form_box_with_a_speck_is_the_digit_alone(mnist):
     assert np.abs(candidate.digit.astype(int) - alone.digit).max() <= 1
 
 
+@pytest.mark.slow
 def test_single_digits_saved_the_way_people_save_them_still_read(model, mnist, tmp_path):
     # tests/test_preprocess.py's person-style set, through find_digits as test_model.py reads it.
     rng = np.random.default_rng(PERSON_SEED)

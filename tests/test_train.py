@@ -248,6 +248,7 @@ def test_ctrl_c_is_one_line_and_keeps_the_backup(tmp_path):
     assert paths.settings.exists() and not paths.model.exists()
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_locked_model_path_stops_naming_the_first(tmp_path):
     paths = RunPaths(tmp_path / "m.keras")
     with exclusive_run(paths):  # this test process plays the first run
@@ -264,6 +265,7 @@ def a_file(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_an_unwritable_model_folder_is_one_line_before_training(tmp_path):
     blocker = a_file(tmp_path / "models")
     args = [*QUICK, "--epochs", "1", "--model-path", str(blocker / "m.keras"),

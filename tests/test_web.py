@@ -231,6 +231,7 @@ def test_unknown_paths_get_404(client):
     assert client.get("/nothing").status_code == 404
 
 
+@pytest.mark.slow
 def test_missing_model_is_one_line_without_traceback(tmp_path):
     missing = tmp_path / "missing.keras"
     result = subprocess.run(
@@ -311,6 +312,7 @@ def post_to_server(url: str, body: bytes, timeout: float = 180) -> tuple[int, di
             time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_the_real_server_takes_a_json_data_url(tiny_model_path, mnist):
     port = free_port()
     command = [sys.executable, "-m", "mnist_cnn.web", "--port", str(port),

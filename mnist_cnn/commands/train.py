@@ -79,6 +79,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the validation and test images are never altered",
     )
     parser.add_argument(
+        "--degrade",
+        type=float,
+        default=DEFAULTS.degrade,
+        metavar="FRACTION",
+        help="share of the training images put through one of mnist_cnn.degrade's "
+        "degradations each epoch (noise, blur, low contrast, grey paper, stains, crossing "
+        "lines, hollow strokes, bands at the edge, elastic deformation): robustness to "
+        "degraded pictures; 0 turns it off",
+    )
+    parser.add_argument(
         "--limit",
         type=int,
         default=None,
