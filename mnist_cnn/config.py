@@ -98,7 +98,11 @@ class TrainConfig:
     seed: int = 42
     model: str = "cnn"
     augment: str = "shift"
-    degrade: float = 0.0  # share of training images degraded each epoch (mnist_cnn.degrade)
+    # Share of training images degraded each epoch (mnist_cnn.degrade). Chosen on our own
+    # degradations of the validation split (docs/robustness.md): 0.3 kept the clean validation
+    # error lowest (0.72% against 0.85% at 0.5 and 0.87% at 0.7, seed 1) and the degraded
+    # error within 0.2 point of the best (1.83% against 9.88% without).
+    degrade: float = 0.3
     limit: int | None = None
     outliers: int = 6000
     cache_dir: Path | None = field(default_factory=default_cache_dir)  # None: no cache

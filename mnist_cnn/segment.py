@@ -75,6 +75,10 @@ SHORT_PIECE = 0.6  # a piece under this share of its neighbour's height is part 
 TOUCH_GAP = 0.1  # ... when above or below it, or side-on at most this share of that height away
 # A component holding another at least this share of its height is a frame (see frames).
 ENCLOSED = 0.3
+# A component lying along this share of a side of the picture is light or shadow at its edge
+# (the page's edge in a photo, a band of glare, a shadow's dark wedge), not a stroke: a
+# digit, even cropped tight, touches a side over a stretch of its own width or height.
+ALONG_EDGE = 0.75
 SPECK = 0.2  # components whose longer side is below this share of the digit height are dirt
 MIN_DIGIT_HEIGHT = 0.4  # groups lower than this share of the digit height are specks or dots
 MAX_CANDIDATES = 32  # more than this is a page of text, not a number
@@ -323,6 +327,17 @@ def frames(stats: np.ndarray) -> np.ndarray:
     return holds.any(axis=1)
 
 
+def along_edges(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """bool (N,): components (rows of `stats`) covering at least ALONG_EDGE of one side of
+    the picture, counted on its outermost row or column of `labels` (H, W)."""
+    count = int(stats[:, 0].max()) + 1 if len(stats) else 1
+    sides = (labels[0], labels[-1], labels[:, 0], labels[:, -1])
+    along = np.zeros(count, bool)
+    for side in sides:
+        along |= np.bincount(side.ravel(), minlength=count)[:count] >= ALONG_EDGE * len(side)
+    return along[stats[:, 0]]
+
+
 def same_digit(a: np.ndarray, b: np.ndarray, height: float) -> bool:
     """Whether two components (label, x, y, w, h, area) are pieces of one digit."""
     overlap = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
@@ -402,7 +417,7 @@ def find_digits(image: Image.Image, name: str = "image") -> list[Candidate]:
     ink, scale = ink_map(image, name)
     mask = erase_lines(ink)
     labels, stats = components(mask)
-    stats = stats[~frames(stats)]
+    stats = stats[~frames(stats) & ~along_edges(labels, stats)]
     if len(stats) == 0:
         raise NoDigitFoundError(f"{name}: no digit found")
     height = digit_height(stats)
