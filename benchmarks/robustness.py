@@ -101,6 +101,18 @@ def keras_errors(model, sets: dict[str, np.ndarray], labels: np.ndarray) -> dict
     return errors
 
 
+def exported_errors(model_path: Path, sets: dict[str, np.ndarray], labels: np.ndarray) -> dict:
+    """The test error on each set of the ONNX export beside a .keras model, on ONNX Runtime:
+    the same weights, so the same figures up to float rounding."""
+    from mnist_cnn.engine import OnnxEngine, onnx_beside
+
+    engine = OnnxEngine(onnx_beside(model_path))
+    return {
+        name: float(np.mean(engine.predict(images).argmax(axis=1) != labels))
+        for name, images in sets.items()
+    }
+
+
 def plain_cnn(seed: int):
     """Conv32-3x3-relu, MaxPool, Conv64-3x3-relu, MaxPool, Flatten, Dense128-relu, Dropout 0.5,
     Dense10 softmax; Adam, categorical cross-entropy. Seeded through keras.utils."""
@@ -257,6 +269,8 @@ def measure(args: argparse.Namespace) -> dict:
     columns: dict[str, dict] = {
         "default": keras_errors(load_trained_model(args.model), sets, labels),
         "strong": keras_errors(load_trained_model(args.strong_model), sets, labels),
+        "default_onnx": exported_errors(args.model, sets, labels),
+        "strong_onnx": exported_errors(args.strong_model, sets, labels),
     }
     if not args.skip_baseline:
         baseline = train_baseline(mnist.x_train, mnist.y_train, args.seed)
@@ -292,6 +306,8 @@ def product_cell(score: dict) -> str:
 HEADERS = {
     "default": "default",
     "strong": "strong",
+    "default_onnx": "default, ONNX",
+    "strong_onnx": "strong, ONNX",
     "plain_cnn": "plain CNN",
     "product_280": "test_model 280x280 (err, not-digit, refused)",
     "product_28": "test_model 28x28 (err, not-digit, refused)",
