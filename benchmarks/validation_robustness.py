@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.robustness import DEFAULT_MODEL, keras_errors, machine
+from benchmarks.robustness import DEFAULT_MODEL, keras_errors, machine, product_scores
 from mnist_cnn.config import TrainConfig
 from mnist_cnn.degrade import DEGRADATIONS, degrade
 
@@ -38,6 +38,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=TrainConfig().seed,
         help="the --seed the model was trained with, which chose its validation split",
+    )
+    parser.add_argument(
+        "--count", type=int, default=None, help="only the first N validation digits"
+    )
+    parser.add_argument(
+        "--product",
+        action="store_true",
+        help="also read each degraded digit through test_model.py (verdict on) as a 280x280 "
+        "black-on-white file and as the 28x28 white-on-black file",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     return parser.parse_args(argv)
@@ -68,13 +77,39 @@ def table(report: dict) -> str:
         f"date: {m['date']}",
         f"model: {report['model']}; {report['count']} validation digits; seed {report['seed']}",
         "",
-        "| degradation | validation error |",
-        "|---|---|",
-        *(f"| {name} | {error:.2%} |" for name, error in errors.items()),
-        f"| **mean of {len(degraded)}** | {np.mean(list(degraded.values())):.2%} |",
+        "| degradation | validation error | " + " | ".join(product_headers(report)) + " |",
+        "|---|---|" + "---|" * len(report["product"]),
+        *(
+            f"| {name} | {error:.2%} | " + " | ".join(product_cells(report, name)) + " |"
+            for name, error in errors.items()
+        ),
+        f"| **mean of {len(degraded)}** | {np.mean(list(degraded.values())):.2%} | "
+        + " | ".join(f"{mean:.2%}" for mean in product_means(report))
+        + " |",
         f"| **worst** | {worst} {degraded[worst]:.2%} |",
     ]
     return "\n".join(lines)
+
+
+def product_headers(report: dict) -> list[str]:
+    """The product path's column names: test_model.py on each file form."""
+    return [f"test_model {form} (err, not-digit, refused)" for form in report["product"]]
+
+
+def product_cells(report: dict, name: str) -> list[str]:
+    """Each file form's error, not-a-digit and refused counts on the set `name`."""
+    return [
+        f"{s[name]['error']:.2%} {s[name]['not_digit']} {s[name]['refused']}"
+        for s in report["product"].values()
+    ]
+
+
+def product_means(report: dict) -> list[float]:
+    """Each file form's mean error over the degradations."""
+    return [
+        float(np.mean([scores[name]["error"] for name in DEGRADATIONS]))
+        for scores in report["product"].values()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     from mnist_cnn.model import load_trained_model
 
     images, labels = validation_split(args.split_seed)
-    errors = keras_errors(load_trained_model(args.model), degraded_sets(images, args.seed), labels)
+    images, labels = images[: args.count], labels[: args.count]
+    sets = degraded_sets(images, args.seed)
+    errors = keras_errors(load_trained_model(args.model), sets, labels)
+    product = {}
+    if args.product:
+        for form, page in (("280x280", "bilinear"), ("28x28", None)):
+            scores = product_scores(sets, labels, args.model, page)
+            product[form] = {name: score._asdict() for name, score in scores.items()}
     report = {
         "command": " ".join(["python -m benchmarks.validation_robustness", *sys.argv[1:]]),
         "model": str(args.model),
@@ -92,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "split_seed": args.split_seed,
         "machine": machine(),
         "errors": errors,
+        "product": product,
     }
     print(json.dumps(report, indent=1) if args.json else table(report))
     return 0
