@@ -339,3 +339,10 @@ def test_single_reads_the_whole_picture_as_one_digit(
     args = [str(number_file), "--model-path", str(tiny_model_path), "--single"]
     status, out, _ = cli(monkeypatch, capsys, *args)
     assert status == 0 and re.fullmatch(r".*: \d \(\d+\.\d%\)\n", out)
+
+
+def test_the_script_reads_with_the_shipped_model_from_any_folder(tmp_path):
+    picture = Path(__file__).resolve().parent / "data" / "two_digits.png"
+    result = run_script("test_model.py", str(picture), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{picture}: 42 (") and result.stderr == ""
