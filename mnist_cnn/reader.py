@@ -219,7 +219,9 @@ class Reader:
         for source, name in zip(sources, names, strict=True):
             try:
                 image = as_image(source, name)
-                candidates = [whole_picture(image, name)] if single else find_digits(image, name)
+                candidates = (
+                    [whole_picture(image, name)] if single else find_digits(image, name, self.score)
+                )
                 found.append((name, size_of(image), candidates))
             except UserError as error:
                 found.append(error)
@@ -237,6 +239,12 @@ class Reader:
             else Reading(entry[0], tuple(next(readings) for _ in entry[2]), entry[1])
             for entry in found
         ]
+
+    def score(self, digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """segment.Score for recognition-based segmentation: uint8 (N, 28, 28) -> the model's
+        confidence float (N,) and its not-a-digit verdict bool (N,) (True: a digit)."""
+        said = self.classifier.classify(digits)
+        return said.probabilities.max(axis=1), said.is_digit
 
     def digit_readings(self, candidates: list[Candidate], stacked: np.ndarray) -> list:
         """A DigitReading per candidate, from one classifier pass over uint8 (N, 28, 28)."""
