@@ -90,19 +90,23 @@ MAX_CANDIDATES = 32  # more than this is a page of text, not a number
 # A piece at least this many times as wide as the digit height (its own or the picture's
 # typical one, the larger) may be two touching digits: a single MNIST digit is rarely wider
 # than tall. It is cut when the whole is not an accepted digit and both sides are, each at
-# least SIDE_SURE confident ...
+# least SIDE_SURE confident and SIDE_TALL of the piece's height (a 0 cut near its side
+# leaves a short arc) ...
 WIDE = 1.0
-SIDE_SURE = 0.5
-# ... or, WIDER still, when both sides are SIDES_SURER confident and their confidences'
-# product at least the whole's: a digit read well whole is cut only when clearly too wide.
-# (Chosen on generated touching pairs against MNIST test digits 2,000 to 2,999 drawn alone,
-# the shipped model's confidences: at most one single digit in a thousand cut.)
-WIDER = 1.2
+SIDE_SURE = 0.75
+SIDE_TALL = 0.8
+# ... or, WIDER still, when the cut goes through one stroke only (a 0 is cut through two),
+# both sides are SIDE_TALL and SIDES_SURER confident, their confidences' product at least
+# the whole's ...
+WIDER = 1.1
 SIDES_SURER = 0.95
 # ... or, at this width, which single digits reach about once in a hundred even slanted, when
-# both sides are at least WIDEST_SURE confident, however well the whole reads.
+# both sides are at least WIDEST_SURE confident and WIDEST_TALL of the piece's height.
 WIDEST = 1.35
 WIDEST_SURE = 0.7
+WIDEST_TALL = 0.95
+# (All chosen on generated touching pairs against MNIST test digits 2,000 to 3,499 drawn
+# alone, with the shipped model's confidences: one single digit in 1,500 cut.)
 SIDE_WIDE = 1.2  # ... and neither side is wider than this many times its height
 CUT_FROM = 0.2  # cuts are tried between this share of the piece's width from either side ...
 CUTS = 3  # ... at this many of its projection profile's lowest minima (Congedo et al. 1995)
@@ -552,11 +556,22 @@ def boundaries(part: Part) -> list[np.ndarray]:
     return found
 
 
-def cuts(part: Part, height: float) -> list[tuple[Part, Part]]:
+def strokes_cut(own: np.ndarray, boundary: np.ndarray) -> int:
+    """How many strokes of bool (h, w) ink a cut int (h,) (the first right-hand column per
+    row) goes through: runs of rows where it passes through ink."""
+    rows = np.arange(len(boundary))
+    inside = (boundary > 0) & (boundary < own.shape[1])
+    through = np.zeros(len(boundary), bool)
+    through[inside] = own[rows[inside], boundary[inside]] & own[rows[inside], boundary[inside] - 1]
+    return int(np.count_nonzero(through[1:] & ~through[:-1]) + through[0])
+
+
+def cuts(part: Part, height: float) -> list[tuple[Part, Part, int]]:
     """Two-piece cuts of a piece wide enough to be two touching digits (see boundaries;
     Congedo, Dimauro, Impedovo and Pirlo 1995, "Segmentation of numeric strings"), without
-    repeats. Empty for a piece narrower than WIDE digit heights; each side holds SIDE_INK of
-    the ink and is tall enough to be a digit."""
+    repeats, each with how many strokes it cuts (strokes_cut). Empty for a piece narrower
+    than WIDE digit heights; each side holds SIDE_INK of the ink and is tall enough to be a
+    digit."""
     if part.width < WIDE * max(part.height, height):
         return []
     total = part.own.sum()
@@ -571,7 +586,7 @@ def cuts(part: Part, height: float) -> list[tuple[Part, Part]]:
         seen.add(key)
         sides = (cropped(left, *part.box[:2]), cropped(right, *part.box[:2]))
         if min(side.height for side in sides) >= MIN_DIGIT_HEIGHT * height:
-            options.append(sides)
+            options.append((*sides, strokes_cut(part.own, boundary)))
     return options
 
 
@@ -603,26 +618,33 @@ def best_cuts(
     parts: list[Part],
     height: float,
     whole: np.ndarray,
-    splits: list[tuple[int, tuple[Part, Part]]],
+    splits: list[tuple[int, tuple[Part, Part, int]]],
     sides: np.ndarray,
 ) -> dict[int, tuple[Part, Part]]:
     """The cut to keep for each piece that is cut: the index in `parts` -> its two sides.
 
     `whole` float (len(parts),) is each piece's confidence, 0 where it is not an accepted
-    digit; `splits` the options (piece index, sides); `sides` float (len(splits), 2) their
-    sides' confidences, 0 where not accepted. See WIDE, WIDER and WIDEST for when a cut wins.
+    digit; `splits` the options (piece index, (sides, strokes cut)); `sides` float
+    (len(splits), 2) their sides' confidences, 0 where not accepted. See WIDE, WIDER and
+    WIDEST for when a cut wins.
     """
     best: dict[int, tuple[float, tuple[Part, Part]]] = {}
-    for (n, pair), (one, two) in zip(splits, sides, strict=True):
+    for (n, (*pair, strokes)), (one, two) in zip(splits, sides, strict=True):
         ratio = parts[n].width / max(parts[n].height, height)
         if max(side.width / side.height for side in pair) > SIDE_WIDE:
             continue
+        tall = min(side.height for side in pair) / parts[n].height
+        sure = min(one, two)
         if whole[n] == 0:
-            wins = ratio >= WIDE and min(one, two) >= SIDE_SURE
-        elif ratio >= WIDEST:
-            wins = min(one, two) >= WIDEST_SURE
+            wins = ratio >= WIDE and sure >= SIDE_SURE and tall >= SIDE_TALL
         else:
-            wins = ratio >= WIDER and min(one, two) >= SIDES_SURER and one * two >= whole[n]
+            wins = (ratio >= WIDEST and sure >= WIDEST_SURE and tall >= WIDEST_TALL) or (
+                ratio >= WIDER
+                and sure >= SIDES_SURER
+                and tall >= SIDE_TALL
+                and one * two >= whole[n]
+                and strokes <= 1
+            )
         if wins and one * two > best.get(n, (0.0,))[0]:
             best[n] = (one * two, pair)
     return {n: pair for n, (_, pair) in best.items()}
@@ -641,7 +663,7 @@ def resegment(parts: list[Part], ink: np.ndarray, height: float, score: Score) -
     splits = [(n, pair) for n, part in enumerate(parts) for pair in cuts(part, height)]
     if not joins and not splits:
         return parts
-    shown = parts + [whole for _, whole in joins] + [side for _, pair in splits for side in pair]
+    shown = parts + [whole for _, whole in joins] + [s for _, cut in splits for s in cut[:2]]
     confidence, accepted = score(np.stack([part.digit(ink) for part in shown]))
     sure = np.where(accepted, confidence, 0.0)  # what a reading is worth: nothing if no digit
     whole, joins_sure = sure[: len(parts)], sure[len(parts) : len(parts) + len(joins)]

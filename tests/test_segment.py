@@ -30,6 +30,8 @@ NUMBERS = 500
 SEED = 20261130
 BACKGROUNDS = ("plain", "ruled", "squared", "form", "specks", "shadow")
 MIN_HEIGHT, MAX_HEIGHT = 28, 60  # digit heights in pixels: small pictures keep the test fast
+STROKE = 0.3  # generated darkness above this is a stroke, where touching digits touch
+MAX_OVERLAP = 3  # touching digits' strokes overlap by 0 to this many pixels
 
 
 # --- generated numbers -------------------------------------------------------------------------
@@ -70,10 +72,27 @@ def rule(paper: np.ndarray, rng: np.random.Generator, height: int, across: bool)
             paper[start : start + width] = np.maximum(paper[start : start + width], strength)
 
 
+def touching_left(placed: np.ndarray, ink: np.ndarray, top: int, overlap: int) -> int:
+    """The column where `ink` (its top row at `top`) first touches the strokes already on
+    `placed` (float darkness), moved `overlap` pixels further in."""
+    strokes, rows = placed > STROKE, np.arange(top, top + ink.shape[0])
+    own_first = np.argmax(ink > STROKE, axis=1)
+    drawn = strokes[rows].any(axis=1) & (ink > STROKE).any(axis=1)
+    last = strokes.shape[1] - 1 - np.argmax(strokes[rows][:, ::-1], axis=1)
+    return int(np.max(last[drawn] + 1 - own_first[drawn])) - overlap
+
+
 def number_picture(
-    digits: list[np.ndarray], background: str, rng: np.random.Generator
+    digits: list[np.ndarray],
+    background: str,
+    rng: np.random.Generator,
+    touching: bool = False,
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """A dark-on-light uint8 picture of the digits side by side, and each digit's column span."""
+    """A dark-on-light uint8 picture of the digits side by side, and each digit's column span.
+
+    `touching`: each digit's strokes touch its left neighbour's, overlapping by 0 to
+    MAX_OVERLAP pixels, one connected component.
+    """
     height = int(rng.integers(MIN_HEIGHT, MAX_HEIGHT + 1))
     slant = rng.uniform(-0.25, 0.25)
     inks = [digit_ink(d, round(height * rng.uniform(0.85, 1.1)), slant) for d in digits]
@@ -81,10 +100,13 @@ def number_picture(
     margin = round(height * rng.uniform(0.5, 1.0))
     width = sum(i.shape[1] for i in inks) + sum(gaps) + 2 * margin
     tall = round(height * rng.uniform(1.8, 2.6))
+    overlaps = rng.integers(0, MAX_OVERLAP + 1, len(inks)) if touching else None
     darkness = np.zeros((tall, width), np.float32)
     spans, left = [], margin
     for n, ink in enumerate(inks):
         top = (tall - ink.shape[0]) // 2 + int(rng.integers(-height // 10, height // 10 + 1))
+        if overlaps is not None and n > 0:
+            left = touching_left(darkness, ink, top, int(overlaps[n]))
         area = darkness[top : top + ink.shape[0], left : left + ink.shape[1]]
         np.maximum(area, ink * rng.uniform(0.75, 1.0), out=area)
         spans.append((left, left + ink.shape[1]))
