@@ -84,6 +84,23 @@ SPECK = 0.2  # components whose longer side is below this share of the digit hei
 MIN_DIGIT_HEIGHT = 0.4  # groups lower than this share of the digit height are specks or dots
 MAX_CANDIDATES = 32  # more than this is a page of text, not a number
 
+# A decimal point is a blob between two digits with its bottom within BASELINE of the digit
+# height of theirs, as round as ROUND (longer side over shorter) and POINT_SIZE pens across;
+# a smaller blob there may be a point or dirt, and the reading says so (a note).
+BASELINE = 0.2
+ROUND = 2.0
+POINT_SIZE = (0.9, 3.0)
+# A round blob at most DOT of the digit height across, its middle beside every digit-tall
+# component rather than under one, is kept out of the digits' grouping: a point, or dirt.
+DOT = 0.35
+# A minus is a level bar before the first digit: at least MINUS_LONG times as long as it is
+# thick, MINUS_SPAN of the digit height long, at most MINUS_THICK pens thick, its middle within
+# MINUS_MIDDLE of the digit height of the first digit's and at most MINUS_GAP of it before it.
+MINUS_LONG = 1.8
+MINUS_SPAN = (0.25, 1.2)
+MINUS_THICK = 3.0
+MINUS_MIDDLE = 0.25
+MINUS_GAP = 1.0
 # Recognition-based segmentation (Fujisawa, Nakano and Kurino 1992, "Segmentation methods for
 # character recognition: from segmentation to document structure analysis"): a piece is cut,
 # or two pieces joined, only where the classifier reads the result clearly better.
@@ -128,6 +145,24 @@ class Candidate:
 
     digit: np.ndarray  # uint8 (28, 28), light ink on black, as preprocess.to_mnist makes
     box: tuple[int, int, int, int]  # (left, top, right, bottom) in the original image's pixels
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A decimal point "." or a leading minus "-" in a number, and where it was found."""
+
+    text: str
+    box: tuple[int, int, int, int]  # (left, top, right, bottom) in the original image's pixels
+
+
+@dataclass(frozen=True)
+class Found:
+    """What find_number finds: the digit candidates left to right, the number's symbols,
+    and notes on what could not be told apart (a point from a speck)."""
+
+    digits: list[Candidate]
+    symbols: list[Symbol]
+    notes: list[str]
 
 
 # A scoring function for recognition-based segmentation: uint8 (N, 28, 28) digits ->
@@ -402,6 +437,19 @@ def along_edges(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
     for side in sides:
         along |= np.bincount(side.ravel(), minlength=count)[:count] >= ALONG_EDGE * len(side)
     return along[stats[:, 0]]
+
+
+def dots(stats: np.ndarray, height: float) -> np.ndarray:
+    """bool (N,): components (rows of `stats`) that are round blobs at most DOT of the digit
+    `height` across whose middle is beside, not within, the columns of every component at
+    least MIN_DIGIT_HEIGHT of it tall (a decimal point between digits, or dirt)."""
+    longer, shorter = np.maximum(stats[:, 3], stats[:, 4]), np.minimum(stats[:, 3], stats[:, 4])
+    tall = stats[stats[:, 4] >= MIN_DIGIT_HEIGHT * height]
+    middle = stats[:, 1] + stats[:, 3] / 2
+    under = (middle[:, None] > tall[None, :, 1]) & (
+        middle[:, None] < tall[None, :, 1] + tall[None, :, 3]
+    )
+    return (longer <= DOT * height) & (longer <= ROUND * shorter) & ~under.any(axis=1)
 
 
 def same_digit(a: np.ndarray, b: np.ndarray, height: float) -> bool:
@@ -685,9 +733,10 @@ def resegment(parts: list[Part], ink: np.ndarray, height: float, score: Score) -
 
 def find_parts(
     image: Image.Image, name: str, score: Score | None
-) -> tuple[list[Part], np.ndarray, float]:
-    """The digit candidates as Parts at the work size left to right, the work-size ink float
-    (H, W) and the original pixels per work pixel. See find_digits."""
+) -> tuple[list[Part], list[tuple[int, int, int, int]], np.ndarray, float, float]:
+    """The digit candidates as Parts at the work size left to right; the boxes of the marks
+    too small to be digits (specks, points, bars); the work-size ink float (H, W); the digit
+    height and the original pixels per work pixel. See find_digits."""
     ink, scale = ink_map(image, name)
     mask = erase_lines(ink)
     labels, stats = components(mask)
@@ -695,7 +744,9 @@ def find_parts(
     if len(stats) == 0:
         raise NoDigitFoundError(f"{name}: no digit found")
     height = digit_height(stats)
-    stats = stats[np.maximum(stats[:, 3], stats[:, 4]) >= SPECK * height]
+    big = np.maximum(stats[:, 3], stats[:, 4]) >= SPECK * height
+    big &= ~dots(stats, height)
+    specks, stats = stats[~big], stats[big]
     # Grouping compares every pair: a page of text is refused before that, not after.
     check_count(len(stats) // PIECES_PER_DIGIT, name)
     groups = sorted(
@@ -703,6 +754,8 @@ def find_parts(
     )
     boxes = [bounding_box(g) for g in groups]
     tall = [box[3] - box[1] >= MIN_DIGIT_HEIGHT * height for box in boxes]
+    little = [bounding_box(speck[np.newaxis]) for speck in specks]
+    little += [box for box, keep in zip(boxes, tall, strict=True) if not keep]
     groups = [g for g, keep in zip(groups, tall, strict=True) if keep]
     boxes = [box for box, keep in zip(boxes, tall, strict=True) if keep]
     check_one_line(boxes, name)
@@ -713,21 +766,105 @@ def find_parts(
     if score is not None and parts:
         parts = resegment(parts, ink, height, score)
         check_count(len(parts), name)
-    return parts, ink, scale
+    return parts, little, ink, height, scale
 
 
-def find_digits(
-    image: Image.Image, name: str = "image", score: Score | None = None
-) -> list[Candidate]:
-    """The digit candidates in `image`, left to right (at least one).
+def pen_width(parts: list[Part]) -> float:
+    """The digits' mean pen width in work pixels (preprocess.stroke_width of their pixels)."""
+    widths = [stroke_width(part.own.astype(np.float32)) for part in parts]
+    weights = [part.own.sum() for part in parts]
+    return float(np.average(widths, weights=weights))
+
+
+def point_between(box: tuple[int, int, int, int], parts: list[Part], height: float) -> int | None:
+    """The index of the digit after a mark's box when it lies between two digits with its
+    bottom on theirs (within BASELINE), else None."""
+    middle = (box[0] + box[2]) / 2
+    after = next((n for n, part in enumerate(parts) if part.box[0] > middle), None)
+    if after is None or after == 0:
+        return None
+    before, later = parts[after - 1].box, parts[after].box
+    slack = BASELINE * height
+    baseline = (before[3] + later[3]) / 2
+    beside = before[2] - slack <= middle <= later[0] + slack
+    return after if beside and abs(box[3] - baseline) <= slack else None
+
+
+def is_minus(box: tuple[int, int, int, int], first: Part, height: float, pen: float) -> bool:
+    """Whether a mark's box is a minus before the first digit (see MINUS_LONG)."""
+    width, thick = box[2] - box[0], box[3] - box[1]
+    middle, first_middle = (box[1] + box[3]) / 2, (first.box[1] + first.box[3]) / 2
+    return (
+        width >= MINUS_LONG * thick
+        and MINUS_SPAN[0] * height <= width <= MINUS_SPAN[1] * height
+        and thick <= MINUS_THICK * pen
+        and abs(middle - first_middle) <= MINUS_MIDDLE * height
+        and 0 <= first.box[0] - box[2] <= MINUS_GAP * height
+    )
+
+
+def symbols(
+    little: list[tuple[int, int, int, int]], parts: list[Part], height: float
+) -> tuple[list[tuple[str, tuple[int, int, int, int]]], list[str]]:
+    """The decimal point and leading minus among the marks too small to be digits, as
+    (text, box at the work size), and notes on marks where a point may be dirt."""
+    if not parts or not little:
+        return [], []
+    pen = pen_width(parts)
+    found, notes, points = [], [], []
+    for box in little:
+        width, thick = box[2] - box[0], box[3] - box[1]
+        if is_minus(box, parts[0], height, pen):
+            found.append(("-", box))
+            continue
+        after = point_between(box, parts, height)
+        if after is None or max(width, thick) > ROUND * min(width, thick):
+            continue
+        if max(width, thick) >= POINT_SIZE[0] * pen and max(width, thick) <= POINT_SIZE[1] * pen:
+            points.append((width * thick, after, box))
+        elif max(width, thick) < POINT_SIZE[0] * pen:
+            notes.append(
+                f"a small mark between digits {after} and {after + 1} may be a decimal point "
+                "or a speck: read without it"
+            )
+    minus = [box for text, box in found]
+    found = [("-", max(minus, key=lambda b: b[0]))] if minus else []
+    if points:
+        _, after, box = max(points)
+        found.append((".", box))
+        notes += [
+            f"another mark between digits {other} and {other + 1} may be a second point: "
+            "read without it"
+            for _, other, other_box in points
+            if other_box != box
+        ]
+    return found, notes
+
+
+def find_number(image: Image.Image, name: str = "image", score: Score | None = None) -> Found:
+    """The digit candidates in `image` left to right, with its decimal point and leading
+    minus (symbols) and notes on marks that may be a point or dirt.
 
     With `score` (see Score: the caller's classifier), wide pieces are cut into touching
     digits and pieces of one digit joined where that reads clearly better (`resegment`).
     Raises NoDigitFoundError, or SeveralLinesError for several lines or more than MAX_CANDIDATES
     candidates.
     """
-    parts, ink, scale = find_parts(image, name, score)
-    return [
-        Candidate(part.digit(ink), tuple(round(side * scale) for side in part.box))
-        for part in parts
-    ]
+    parts, little, ink, height, scale = find_parts(image, name, score)
+
+    def original(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        return tuple(round(side * scale) for side in box)
+
+    marks, notes = symbols(little, parts, height)
+    return Found(
+        [Candidate(part.digit(ink), original(part.box)) for part in parts],
+        [Symbol(text, original(box)) for text, box in marks],
+        notes,
+    )
+
+
+def find_digits(
+    image: Image.Image, name: str = "image", score: Score | None = None
+) -> list[Candidate]:
+    """The digit candidates in `image`, left to right (find_number's digits)."""
+    return find_number(image, name, score).digits

@@ -32,6 +32,12 @@ BACKGROUNDS = ("plain", "ruled", "squared", "form", "specks", "shadow")
 MIN_HEIGHT, MAX_HEIGHT = 28, 60  # digit heights in pixels: small pictures keep the test fast
 STROKE = 0.3  # generated darkness above this is a stroke, where touching digits touch
 MAX_OVERLAP = 3  # touching digits' strokes overlap by 0 to this many pixels
+# A decimal point's gap and a minus's length and gap to the first digit, in digit heights,
+# and the pen that draws them (an MNIST digit's stroke is about 0.12 to 0.18 of its height).
+POINT_GAP = 0.4
+MINUS_LENGTH = (0.35, 0.6)
+MINUS_GAPS = (0.2, 0.4)
+PEN = (0.12, 0.18)
 
 
 # --- generated numbers -------------------------------------------------------------------------
@@ -82,27 +88,52 @@ def touching_left(placed: np.ndarray, ink: np.ndarray, top: int, overlap: int) -
     return int(np.max(last[drawn] + 1 - own_first[drawn])) - overlap
 
 
+def draw_marks(darkness, spans, rows, marks, rng: np.random.Generator) -> None:
+    """Draw a minus (`marks`: its length, its left end or None) and a decimal point (after
+    that digit, or None) with a pen PEN of the digit height, on `darkness` (float)."""
+    bar, start, point_after = marks
+    height = np.mean([bottom - top for top, bottom in rows])
+    pen = max(2.0, rng.uniform(*PEN) * height)
+    yy, xx = np.ogrid[: darkness.shape[0], : darkness.shape[1]]
+    if start is not None:
+        middle = (rows[0][0] + rows[0][1]) / 2 + rng.uniform(-0.08, 0.08) * height
+        stroke = (np.abs(yy - middle) <= pen / 2) & (xx >= start) & (xx < start + bar)
+        darkness[stroke] = np.maximum(darkness[stroke], rng.uniform(0.75, 1.0))
+    if point_after is not None:
+        x = (spans[point_after][1] + spans[point_after + 1][0]) / 2
+        y = (rows[point_after][1] + rows[point_after + 1][1]) / 2 - pen * rng.uniform(0.5, 1.0)
+        dot = (yy - y) ** 2 + (xx - x) ** 2 <= (pen * rng.uniform(0.5, 0.7)) ** 2
+        darkness[dot] = np.maximum(darkness[dot], rng.uniform(0.75, 1.0))
+
+
 def number_picture(
     digits: list[np.ndarray],
     background: str,
     rng: np.random.Generator,
     touching: bool = False,
+    point_after: int | None = None,
+    minus: bool = False,
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """A dark-on-light uint8 picture of the digits side by side, and each digit's column span.
 
     `touching`: each digit's strokes touch its left neighbour's, overlapping by 0 to
-    MAX_OVERLAP pixels, one connected component.
+    MAX_OVERLAP pixels, one connected component. `point_after`: a decimal point (a dot a pen
+    wide on the baseline) after that digit (0 the first); `minus`: a minus before them.
     """
     height = int(rng.integers(MIN_HEIGHT, MAX_HEIGHT + 1))
     slant = rng.uniform(-0.25, 0.25)
     inks = [digit_ink(d, round(height * rng.uniform(0.85, 1.1)), slant) for d in digits]
     gaps = [round(rng.uniform(0.04, 0.4) * height) + 1 for _ in inks[1:]]
+    if point_after is not None:
+        gaps[point_after] = max(gaps[point_after], round(POINT_GAP * height))
+    bar = round(height * rng.uniform(*MINUS_LENGTH)) if minus else 0
+    before = bar + round(rng.uniform(*MINUS_GAPS) * height) if minus else 0
     margin = round(height * rng.uniform(0.5, 1.0))
-    width = sum(i.shape[1] for i in inks) + sum(gaps) + 2 * margin
+    width = sum(i.shape[1] for i in inks) + sum(gaps) + 2 * margin + before
     tall = round(height * rng.uniform(1.8, 2.6))
     overlaps = rng.integers(0, MAX_OVERLAP + 1, len(inks)) if touching else None
     darkness = np.zeros((tall, width), np.float32)
-    spans, left = [], margin
+    spans, rows, left = [], [], margin + before
     for n, ink in enumerate(inks):
         top = (tall - ink.shape[0]) // 2 + int(rng.integers(-height // 10, height // 10 + 1))
         if overlaps is not None and n > 0:
@@ -110,7 +141,10 @@ def number_picture(
         area = darkness[top : top + ink.shape[0], left : left + ink.shape[1]]
         np.maximum(area, ink * rng.uniform(0.75, 1.0), out=area)
         spans.append((left, left + ink.shape[1]))
+        rows.append((top, top + ink.shape[0]))
         left += ink.shape[1] + (gaps[n] if n < len(gaps) else 0)
+    if point_after is not None or minus:
+        draw_marks(darkness, spans, rows, (bar, margin if minus else None, point_after), rng)
     paper = np.zeros_like(darkness)
     if background in ("ruled", "squared"):
         rule(paper, rng, height, across=False)
