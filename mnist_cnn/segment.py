@@ -80,6 +80,13 @@ ENCLOSED = 0.3
 # (the page's edge in a photo, a band of glare, a shadow's dark wedge), not a stroke: a
 # digit, even cropped tight, touches a side over a stretch of its own width or height.
 ALONG_EDGE = 0.75
+# ... counting what lies within this share of the picture's shorter side of the edge (glare a
+# few pixels in from it, beyond a dark strip of table) ...
+EDGE_BAND = 0.03
+# ... or along this share of the side, and for this share of its own length that way: a
+# shadow's wedge is widest at the edge, a digit crossing it meets it over a pen's width.
+EDGE_STRETCH = 0.15
+EDGE_SHARE = 0.6
 SPECK = 0.2  # components whose longer side is below this share of the digit height are dirt
 MIN_DIGIT_HEIGHT = 0.4  # groups lower than this share of the digit height are specks or dots
 MAX_CANDIDATES = 32  # more than this is a page of text, not a number
@@ -428,15 +435,36 @@ def frames(stats: np.ndarray) -> np.ndarray:
     return holds.any(axis=1)
 
 
+def coverage(band: np.ndarray, count: int) -> np.ndarray:
+    """int (count,): for each label, at how many positions along a side it appears in `band`,
+    the labels int (depth, L) of the rows nearest that side (along its length L)."""
+    positions = np.broadcast_to(np.arange(band.shape[1]), band.shape)
+    pairs = np.unique(band.astype(np.int64).ravel() * band.shape[1] + positions.ravel())
+    return np.bincount(pairs // band.shape[1], minlength=count)[:count]
+
+
 def along_edges(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
-    """bool (N,): components (rows of `stats`) covering at least ALONG_EDGE of one side of
-    the picture, counted on its outermost row or column of `labels` (H, W)."""
+    """bool (N,): components (rows of `stats`) that are light or shadow at the picture's edge:
+    lying, within EDGE_BAND of a side, along at least ALONG_EDGE of it (a strip of glare a few
+    pixels in from the edge), or along EDGE_STRETCH of it and for EDGE_SHARE of their own
+    extent that way (a shadow's wedge, widest at the edge; a strip that fades out). A stroke
+    crossing the edge meets it over a pen's width."""
     count = int(stats[:, 0].max()) + 1 if len(stats) else 1
-    sides = (labels[0], labels[-1], labels[:, 0], labels[:, -1])
-    along = np.zeros(count, bool)
-    for side in sides:
-        along |= np.bincount(side.ravel(), minlength=count)[:count] >= ALONG_EDGE * len(side)
-    return along[stats[:, 0]]
+    height, width = labels.shape
+    depth = max(1, round(EDGE_BAND * min(height, width)))
+    sides = (
+        (labels[:depth], stats[:, 3]),
+        (labels[-depth:], stats[:, 3]),
+        (labels[:, :depth].T, stats[:, 4]),
+        (labels[:, -depth:].T, stats[:, 4]),
+    )
+    along = np.zeros(len(stats), bool)
+    for band, extent in sides:
+        met = coverage(band, count)[stats[:, 0]]
+        length = band.shape[1]
+        along |= met >= ALONG_EDGE * length
+        along |= (met >= EDGE_STRETCH * length) & (met >= EDGE_SHARE * extent)
+    return along
 
 
 def dots(stats: np.ndarray, height: float) -> np.ndarray:

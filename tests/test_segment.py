@@ -187,6 +187,38 @@ def number_picture(
     return np.clip(picture * 255, 0, 255).astype(np.uint8), spans
 
 
+def sheet_with_strip(rng: np.random.Generator) -> np.ndarray:
+    """A photo of an empty grey sheet, dark-on-light uint8, with a bright strip (glare, or the
+    white beyond the sheet) along one side, a few pixels in from it or on it, along most of it."""
+    tall, wide = (int(v) for v in rng.integers(120, 300, 2))
+    picture = np.full((tall, wide), rng.uniform(0.55, 0.8), np.float32)
+    inset, strip = int(rng.integers(0, 5)), int(rng.integers(3, 11))
+    start = int(rng.uniform(0, 0.3) * tall)
+    end = start + int(rng.uniform(0.6, 1.0) * (tall - start))
+    picture[:, :inset] = rng.uniform(0.2, 0.4)  # the table beyond the sheet
+    picture[start:end, inset : inset + strip] = rng.uniform(0.92, 1.0)
+    picture += rng.normal(0, 0.01, picture.shape)
+    picture = np.rot90(picture, int(rng.integers(0, 4)))
+    return np.clip(picture * 255, 0, 255).astype(np.uint8)
+
+
+def shadow_wedge(picture: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A hand's or a phone's hard shadow over a corner of `picture` (dark-on-light uint8): a
+    dark wedge along part of one side, widest at the picture's edge."""
+    tall, wide = picture.shape
+    flipped = rng.random() < 0.5
+    rows = np.arange(tall)[:, None] / tall
+    reach = rng.uniform(0.4, 0.7)  # the share of the side it lies along
+    depth = rng.uniform(0.06, 0.15) * wide  # how far in it reaches at the picture's edge
+    inside = np.arange(wide)[None, :] < depth * np.clip(1 - rows / reach, 0, None)
+    if flipped:
+        inside = inside[::-1]
+    if rng.random() < 0.5:
+        inside = inside[:, ::-1]
+    shade = np.where(inside, rng.uniform(0.35, 0.6), 1.0)
+    return np.clip(picture * shade, 0, 255).astype(np.uint8)
+
+
 def as_file(picture: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """Light-on-dark for one in three, and a JPEG for one in three, decoded as the CLI does."""
     if rng.random() < 1 / 3:
