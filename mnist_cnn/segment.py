@@ -139,10 +139,10 @@ SIDE_INK = 0.12  # each side of a cut holds at least this share of the piece's i
 # Neighbouring pieces at most this share of the digit height apart side-on, together at most
 # MERGED_WIDE of it wide, may be one digit in two strokes (a 4 whose bar stops short) ...
 MERGE_NEAR = 0.2
-MERGED_WIDE = 1.0
+MERGED_WIDE = 1.3
 # ... and are one when the joined piece is an accepted digit whose confidence beats the
 # product of the pieces' confidences by this much: two digits each read well stay two.
-MERGE_MARGIN = 0.2
+MERGE_MARGIN = 0.15
 PIECES_PER_DIGIT = 4  # a digit is rarely in more pieces: more pieces than 4 * 32 is a page
 
 
