@@ -139,6 +139,9 @@ SIDE_INK = 0.12  # each side of a cut holds at least this share of the piece's i
 # Neighbouring pieces at most this share of the digit height apart side-on, together at most
 # MERGED_WIDE of it wide, may be one digit in two strokes (a 4 whose bar stops short) ...
 MERGE_NEAR = 0.2
+# The options are scored on copies at most this many pixels on their longer side: normalising
+# a piece costs as much as its pixels, and MNIST's 20 px box needs no more than this.
+SCORED_SIDE = 56
 MERGED_WIDE = 1.3
 # ... and are one when the joined piece is an accepted digit whose confidence beats the
 # product of the pieces' confidences by this much: two digits each read well stay two.
@@ -185,10 +188,16 @@ class Part:
     own: np.ndarray
     box: tuple[int, int, int, int]
 
-    def digit(self, ink: np.ndarray) -> np.ndarray:
-        """Its MNIST-style uint8 (28, 28) from the work-size ink float (H, W)."""
+    def digit(self, ink: np.ndarray, most: int | None = None) -> np.ndarray:
+        """Its MNIST-style uint8 (28, 28) from the work-size ink float (H, W); with `most`, its
+        ink is first shrunk to at most that many pixels on its longer side (cheaper)."""
         left, top, right, bottom = self.box
-        return normalise(np.where(self.own, ink[top:bottom, left:right], 0.0))
+        own = np.where(self.own, ink[top:bottom, left:right], 0.0).astype(np.float32)
+        if most is not None and max(own.shape) > most:
+            scale = most / max(own.shape)
+            size = (max(1, round(own.shape[1] * scale)), max(1, round(own.shape[0] * scale)))
+            own = cv2.resize(own, size, interpolation=cv2.INTER_AREA)
+        return normalise(own)
 
     @property
     def width(self) -> int:
@@ -740,7 +749,7 @@ def resegment(parts: list[Part], ink: np.ndarray, height: float, score: Score) -
     if not joins and not splits:
         return parts
     shown = parts + [whole for _, whole in joins] + [s for _, cut in splits for s in cut[:2]]
-    confidence, accepted = score(np.stack([part.digit(ink) for part in shown]))
+    confidence, accepted = score(np.stack([part.digit(ink, SCORED_SIDE) for part in shown]))
     sure = np.where(accepted, confidence, 0.0)  # what a reading is worth: nothing if no digit
     whole, joins_sure = sure[: len(parts)], sure[len(parts) : len(parts) + len(joins)]
     sides = sure[len(parts) + len(joins) :].reshape(-1, 2)
