@@ -655,8 +655,8 @@ def cuts(part: Part, height: float) -> list[tuple[Part, Part, int]]:
     """Two-piece cuts of a piece wide enough to be two touching digits (see boundaries;
     Congedo, Dimauro, Impedovo and Pirlo 1995, "Segmentation of numeric strings"), without
     repeats, each with how many strokes it cuts (strokes_cut). Empty for a piece narrower
-    than WIDE digit heights; each side holds SIDE_INK of the ink and is tall enough to be a
-    digit."""
+    than WIDE digit heights; each side holds SIDE_INK of the ink, is at least SIDE_TALL of the
+    piece's height and at most SIDE_WIDE times as wide as tall."""
     if part.width < WIDE * max(part.height, height):
         return []
     total = part.own.sum()
@@ -670,7 +670,11 @@ def cuts(part: Part, height: float) -> list[tuple[Part, Part, int]]:
             continue
         seen.add(key)
         sides = (cropped(left, *part.box[:2]), cropped(right, *part.box[:2]))
-        if min(side.height for side in sides) >= MIN_DIGIT_HEIGHT * height:
+        # No cut with a side short or wide for a digit wins (best_cuts): not worth scoring.
+        if (
+            min(side.height for side in sides) >= SIDE_TALL * part.height
+            and max(side.width / side.height for side in sides) <= SIDE_WIDE
+        ):
             options.append((*sides, strokes_cut(part.own, boundary)))
     return options
 
@@ -716,8 +720,6 @@ def best_cuts(
     best: dict[int, tuple[float, tuple[Part, Part]]] = {}
     for (n, (*pair, strokes)), (one, two) in zip(splits, sides, strict=True):
         ratio = parts[n].width / max(parts[n].height, height)
-        if max(side.width / side.height for side in pair) > SIDE_WIDE:
-            continue
         tall = min(side.height for side in pair) / parts[n].height
         sure = min(one, two)
         if whole[n] == 0:
