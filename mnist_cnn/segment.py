@@ -4,9 +4,13 @@ Pure: an image in, candidates out. After preprocess.py's polarity and lighting s
   1. estimates the background locally when the light is uneven (a shadow's edge is lighting),
   2. erases long thin straight lines (ruled and squared paper, margins, a form's frame),
      keeping the digit's own strokes where they cross or run along a line,
-  3. splits the rest into connected components (OpenCV), merges the pieces of one digit,
-     drops specks much smaller than the digits, and orders the digits left to right,
-  4. gives each digit preprocess.normalise, the MNIST normalisation a single digit gets.
+  3. splits the rest into connected components (OpenCV), drops light and shadow at the
+     picture's edge, merges the pieces of one digit, drops specks much smaller than the
+     digits, and orders the digits left to right,
+  4. with the caller's score (a model; this file has none), cuts touching digits and joins a
+     digit's pieces where the model reads the result clearly better (`resegment`),
+  5. finds a decimal point and a leading minus among the marks too small to be digits,
+  6. gives each digit preprocess.normalise, the MNIST normalisation a single digit gets.
 Deciding which candidates are digits at all (an out-of-distribution score) is the caller's.
 """
 
