@@ -21,19 +21,21 @@ import numpy as np
 from mnist_cnn.data import IMAGE_SIZE, NUM_CLASSES
 from mnist_cnn.model import build_cnn
 
-FROZEN = {  # variant name -> indices of the layers to freeze in build_cnn()
+FROZEN = {  # variant name -> which of build_cnn()'s convolutions to freeze (0: the first)
     "full training step": (),
     "conv1 frozen": (0,),
-    "conv1 and conv2 frozen": (0, 2),
+    "conv1 and conv2 frozen": (0, 1),
 }
 WARM_UP_STEPS = 3
 
 
 def compiled_cnn(frozen: tuple[int, ...]) -> keras.Model:
-    """The default CNN with the given layers frozen, compiled as the reference compiles it."""
+    """The default CNN with the given convolutions frozen, compiled as the reference compiles
+    it."""
     model = build_cnn()
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     for index in frozen:
-        model.layers[index].trainable = False
+        convolutions[index].trainable = False
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     return model
 
