@@ -135,7 +135,7 @@ def as_image(source: Source, name: str) -> Image.Image:
     elif isinstance(source, Image.Image):
         image = source
     else:
-        return open_image(Path(source) if isinstance(source, str) else source, name)
+        return open_image(source, name)  # a str path is taken as a Path there
     check_pixels(image, name)
     return image
 
