@@ -139,3 +139,8 @@ class TrainConfig:
     def plots_folder(self) -> Path:
         """The folder this run draws its figures in: `plots_dir`, or the user's plots folder."""
         return Path(self.plots_dir) if self.plots_dir else user_plots_dir()
+
+
+def user_own_digits_dir() -> Path:
+    """Where a person's own digits are saved unless told otherwise (mnist_cnn.own_digits)."""
+    return user_data_dir() / "own-digits"
