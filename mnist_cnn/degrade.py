@@ -42,20 +42,22 @@ def coordinates() -> tuple[np.ndarray, np.ndarray]:
 
 
 def gaussian_noise(
-    images: np.ndarray, rng: np.random.Generator, sigma: tuple[float, float] = (6, 20)
+    images: np.ndarray, rng: np.random.Generator, sigma: tuple[float, float] = (6, 45)
 ) -> np.ndarray:
     """Additive Gaussian sensor noise, a standard deviation of `sigma` grey levels (per image,
-    uniform in the range): a phone's sensor in dim light, after its own denoising."""
+    uniform in the range): a phone's sensor in dim light after its own denoising (6), up to a
+    high-ISO shot or a webcam at night (45)."""
     x = as_float(images)
     scale = per_image(rng, *sigma, len(x))
     return as_uint8(x + rng.standard_normal(x.shape, dtype=np.float32) * scale)
 
 
 def salt_and_pepper(
-    images: np.ndarray, rng: np.random.Generator, amount: tuple[float, float] = (0.01, 0.05)
+    images: np.ndarray, rng: np.random.Generator, amount: tuple[float, float] = (0.01, 0.2)
 ) -> np.ndarray:
     """Impulse noise: a fraction `amount` of the pixels set to black or white at random
-    (dust on a scanner's glass, specks of the paper, dead pixels)."""
+    (dust on a scanner's glass, specks of the paper, dead pixels; at a fifth of the pixels, a
+    fax or a badly dithered print)."""
     x = as_float(images)
     hit = rng.random(x.shape) < per_image(rng, *amount, len(x))
     return as_uint8(np.where(hit, WHITE * (rng.random(x.shape) < 0.5), x))
@@ -163,26 +165,37 @@ def stains(
     return as_uint8(np.maximum(x, blots))
 
 
+def line_path(rng: np.random.Generator, tilt: float, zigzag: bool) -> np.ndarray:
+    """The vertices (K, 2) of a line across the picture, x then y in pixels: straight within
+    `tilt` degrees of horizontal, or a zigzag about that line with teeth 2 to 5 px high and
+    wide (a scribbled strike-through)."""
+    row = rng.uniform(2, SIZE - 2)
+    slope = np.tan(np.radians(rng.uniform(-tilt, tilt)))
+    xs = np.arange(0, SIZE + 1, rng.uniform(2, 5)) if zigzag else np.array([0.0, SIZE])
+    ys = row + slope * (xs - SIZE / 2)
+    if zigzag:
+        ys = ys + rng.uniform(1, 2.5) * np.where(np.arange(len(xs)) % 2, 1, -1)
+    return np.stack([xs, ys], axis=1)
+
+
 def crossing_lines(
     images: np.ndarray,
     rng: np.random.Generator,
     count: tuple[int, int] = (1, 2),
-    tilt: float = 12.0,
-    level: tuple[float, float] = (90, 220),
+    tilt: float = 30.0,
+    level: tuple[float, float] = (90, 255),
 ) -> np.ndarray:
-    """Lines through the digit: `count` (inclusive range) straight anti-aliased lines, one or
-    two pixels thick, across the whole picture within `tilt` degrees of horizontal (ruled
-    paper, a form's frame, an underline, a strike-through), of `level` grey levels."""
+    """Lines through the digit: `count` (inclusive range) anti-aliased lines, one or two
+    pixels thick, across the whole picture within `tilt` degrees of horizontal, of `level`
+    grey levels; half straight (ruled paper, a form's frame, an underline), half zigzag (a
+    scribbled strike-through)."""
     out = np.array(images, copy=True)
     for image, n in zip(out, rng.integers(count[0], count[1] + 1, len(out)), strict=True):
         lines = np.zeros((SIZE, SIZE), np.uint8)
         for _ in range(n):
-            row = rng.uniform(2, SIZE - 2)
-            slope = np.tan(np.radians(rng.uniform(-tilt, tilt)))
-            left = (0, round((row - slope * SIZE / 2) * 16))
-            right = (SIZE * 16, round((row + slope * SIZE / 2) * 16))
+            path = np.round(line_path(rng, tilt, rng.random() < 0.5) * 16).astype(np.int32)
             shade = int(rng.uniform(*level))
-            cv2.line(lines, left, right, shade, int(rng.integers(1, 3)), cv2.LINE_AA, 4)
+            cv2.polylines(lines, [path], False, shade, int(rng.integers(1, 3)), cv2.LINE_AA, 4)
         np.maximum(image, lines, out=image)
     return out
 
@@ -190,12 +203,17 @@ def crossing_lines(
 def hollow_strokes(
     images: np.ndarray, rng: np.random.Generator, thicken: tuple[int, int] = (0, 1)
 ) -> np.ndarray:
-    """Outlined (hollow) strokes: the morphological gradient (dilation minus erosion, 3x3) of
-    the digit, after thickening it by `thicken` dilations (inclusive range): bubble letters,
-    a marker's outline, a thick stroke whose middle a photo's exposure burned out."""
+    """Outlined (hollow) strokes. Half the images: the morphological gradient (dilation minus
+    erosion, 3x3) of the digit after thickening it by `thicken` dilations (inclusive range):
+    bubble letters, a marker's outline, a thick stroke whose middle a photo's exposure burned
+    out. The other half: one-pixel edges (Canny 1986, cv2.Canny): a digit traced in thin
+    pen, or a photo app's sketch filter."""
     kernel = np.ones((3, 3), np.uint8)
     out = []
     for image, n in zip(images, rng.integers(thicken[0], thicken[1] + 1, len(images)), strict=True):
+        if rng.random() < 0.5:
+            out.append(cv2.Canny(image, 50, 150))
+            continue
         thick = cv2.dilate(image, kernel, iterations=int(n)) if n else image
         out.append(cv2.morphologyEx(thick, cv2.MORPH_GRADIENT, kernel))
     return np.stack(out)
@@ -204,24 +222,43 @@ def hollow_strokes(
 def edge_band(
     images: np.ndarray,
     rng: np.random.Generator,
-    width: tuple[float, float] = (2, 6),
+    width: tuple[float, float] = (2, 8),
     bright: tuple[float, float] = (120, 255),
     paper: tuple[float, float] = (40, 90),
 ) -> np.ndarray:
-    """A band at one edge (top, bottom, left or right), `width` pixels with a soft inner edge:
-    half the images get a bright band of `bright` grey levels (the page's edge, a table or a
-    finger's shadow in the crop, light after inversion); the other half a dark band over
-    paper raised to `paper` (glare or a light border, which after inversion wipes the ink)."""
+    """Bands `width` pixels wide with a soft inner edge, at one edge (top, bottom, left or
+    right) or, for half the images, at two opposite edges (a digit cropped from a column or a
+    cell between two margins). Half the images get bright bands of `bright` grey levels (the
+    page's edge, a table or a finger's shadow in the crop, light after inversion); the other
+    half dark bands over paper raised to `paper` (glare or a light border, which after
+    inversion wipes the ink)."""
     x = as_float(images)
     rows, cols = coordinates()
     depth = (np.stack([rows, -rows, cols, -cols]) + 1) * (SIZE / 2)  # distance from each edge
-    side = depth[rng.integers(0, 4, len(x))]
+    first = rng.integers(0, 4, len(x))
+    opposite = np.where(rng.random(len(x)) < 0.5, first ^ 1, first)  # 0-1 and 2-3 face
+    side = np.minimum(depth[first], depth[opposite])
     band = np.clip(per_image(rng, *width, len(x)) - side + 0.5, 0, 1)
     is_bright = (rng.random(len(x)) < 0.5)[:, None, None]
     lit = np.maximum(x, band * per_image(rng, *bright, len(x)))
     raised = per_image(rng, *paper, len(x))
     wiped = (raised + x * (WHITE - raised) / WHITE) * (1 - band)
     return as_uint8(np.where(is_bright, lit, wiped))
+
+
+def pixel_jitter(
+    images: np.ndarray, rng: np.random.Generator, reach: tuple[int, int] = (1, 2)
+) -> np.ndarray:
+    """Each pixel replaced by one up to `reach` pixels away in each direction (uniform;
+    inclusive range per image): frosted or rippled glass, a shaky line scanner, a texture
+    filter. Ink is moved, not added: the stroke frays into its neighbourhood."""
+    count = len(images)
+    reaches = rng.integers(reach[0], reach[1] + 1, count)[:, None, None]
+    rows, cols = np.mgrid[0:SIZE, 0:SIZE]
+    offsets = rng.uniform(-1, 1, (2, count, SIZE, SIZE)) * reaches
+    source_rows = np.clip(np.rint(rows + offsets[0]), 0, SIZE - 1).astype(np.intp)
+    source_cols = np.clip(np.rint(cols + offsets[1]), 0, SIZE - 1).astype(np.intp)
+    return np.asarray(images)[np.arange(count)[:, None, None], source_rows, source_cols]
 
 
 def elastic_deformation(
@@ -254,6 +291,7 @@ DEGRADATIONS: dict[str, Degradation] = {
     "crossing_lines": crossing_lines,
     "hollow_strokes": hollow_strokes,
     "edge_band": edge_band,
+    "pixel_jitter": pixel_jitter,
     "elastic_deformation": elastic_deformation,
 }
 

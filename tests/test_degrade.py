@@ -85,7 +85,7 @@ def test_crossing_lines_only_add_ink(digits):
 def test_salt_and_pepper_sets_pixels_to_the_extremes(digits):
     out = degrade(digits, "salt_and_pepper")
     changed = out != digits
-    assert 0.0 < changed.mean() < 0.06
+    assert 0.0 < changed.mean() < 0.21
     assert set(np.unique(out[changed])) <= {0, 255}
 
 
