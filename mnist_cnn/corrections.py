@@ -38,6 +38,8 @@ class SavedDigit:
 
 def check_number(number: object) -> str:
     """The right number as typed: digits only, at least one. Raises UserError otherwise."""
+    if number is None:
+        raise UserError("no 'number': send the right number with the picture")
     text = number.strip() if isinstance(number, str) else ""
     if not (text.isascii() and text.isdigit()):
         raise UserError(f"{number!r} is not a number: type the right digits only, such as 35")
@@ -53,11 +55,15 @@ def digits_to_correct(reading: Reading, number: str) -> list[DigitReading]:
     if len(number) == len(reading.digits):
         return list(reading.digits)
     found = len(reading.accepted) or len(reading.digits)
-    plural = "digit" if found == 1 else "digits"
     raise UserError(
-        f"{number} has {len(number)} digits but {found} {plural} were found in the picture: "
+        f"{number} has {digits(len(number))}, but the picture has {digits(found)}: "
         "type one digit for each"
     )
+
+
+def digits(count: int) -> str:
+    """`1 digit`, `2 digits`."""
+    return f"{count} digit" if count == 1 else f"{count} digits"
 
 
 def crop_around(gray: np.ndarray, box: tuple[int, int, int, int], scale: float) -> np.ndarray:

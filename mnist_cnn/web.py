@@ -309,7 +309,7 @@ def teach_route() -> tuple[Response, int]:
 def model_route() -> Response:
     """GET /api/model: which model answers, and whether saving and teaching are on here."""
     reason = off_reason()
-    return jsonify(switch().to_dict(), teaching=reason is None, teaching_off=reason)
+    return jsonify({**switch().to_dict(), "teaching": reason is None, "teaching_off": reason})
 
 
 def use_model_route() -> Response:
