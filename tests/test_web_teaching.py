@@ -165,8 +165,9 @@ def test_a_correction_without_a_number_says_so(client, mnist):
 
 @pytest.mark.parametrize(
     ("number", "words"),
-    [("12", "12 has 2 digits, but the picture has 1 digit"), ("", "not a number"), ("7a", "not a number"),
-     ("-7", "not a number"), ("\N{ARABIC-INDIC DIGIT SEVEN}", "not a number")],
+    [("12", "12 has 2 digits, but the picture has 1 digit"), ("", "not a number"),
+     ("7a", "not a number"), ("-7", "not a number"),
+     ("\N{ARABIC-INDIC DIGIT SEVEN}", "not a number")],
     ids=["too-long", "empty", "letter", "sign", "non-ascii-digit"],
 )  # fmt: skip
 def test_a_bad_number_is_refused_in_one_line(client, mnist, tmp_path, number, words):
