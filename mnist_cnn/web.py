@@ -36,20 +36,21 @@ from werkzeug.exceptions import HTTPException
 
 from mnist_cnn.cli import add_common_flags, add_model_flags, program_name
 from mnist_cnn.config import user_own_digits_dir
-from mnist_cnn.corrections import save_correction
 from mnist_cnn.data import IMAGE_SIZE
 from mnist_cnn.errors import UserError, run_cli
 from mnist_cnn.own_digits import (
     LABELS,
     MAX_PICTURES,
+    check_number,
     checked_name,
     delete,
     find_saved,
     relabel,
+    save_correction,
     saved_pictures,
 )
 from mnist_cnn.predict import Classifier
-from mnist_cnn.reader import Reader
+from mnist_cnn.reader import Reader, as_image
 from mnist_cnn.teaching import (
     Command,
     ModelSwitch,
@@ -266,11 +267,19 @@ def list_route() -> Response:
 
 def save_route() -> Response:
     """POST /api/own-digits: a picture (as /api/predict takes it) and `number`, the right
-    number: the picture is read again and each of its digits saved with its label."""
+    number. The server reads the picture again and saves the 28x28s it made, each under its
+    digit of the number: what is taught is what was read, never pixels the client sends."""
     raw, name, fields = read_upload()
+    number = fields.get("number")
+    if not isinstance(number, str):
+        raise UserError("no 'number': send the right number with the picture")
+    number = check_number(number.strip())  # before reading: a bad number costs no reading
+    image = as_image(raw, name)
+    reading = switch().served.reader.read(image, name=name)
     folder = settings().own_digits
-    saved = save_correction(folder, switch().served.reader, raw, name, fields.get("number"))
-    return jsonify(saved=[digit.to_dict() for digit in saved], **saved_list(folder))
+    saved = save_correction(folder, image, reading.digits, number, name)
+    listed = [{"name": p.name, "label": int(p.parent.name), "new": new} for p, new in saved]
+    return jsonify(saved=listed, **saved_list(folder))
 
 
 def picture_route(name: str) -> Response:

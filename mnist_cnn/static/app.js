@@ -376,7 +376,8 @@ async function useModel(which) {
   }
 }
 
-const percent = (fraction) => `${(100 * fraction).toFixed(1)}%`;
+// An accuracy in [0, 1] as "97.5%"; null (not measured: too few of your digits) as "–".
+const percent = (fraction) => (fraction == null ? "–" : `${(100 * fraction).toFixed(1)}%`);
 
 // "your digits 40.0% -> 100.0%, MNIST 99.5% -> 99.4%", from the run's before and after.
 function figures(progress) {
