@@ -410,3 +410,27 @@ def test_a_served_export_without_its_keras_cannot_be_taught(tmp_path, mnist):
     own_digits.save_digit(tmp_path / "own", 7, mnist.x_test[0])
     with pytest.raises(UserError, match=r"teaching starts from a \.keras model"):
         teacher.start()
+
+
+@pytest.mark.slow
+def test_teaching_with_the_real_command_serves_the_taught_export(tmp_path, mnist):
+    # The training command itself (mnist_cnn.commands.train --start-from ...), on 30 digits.
+    app = make_app(tmp_path)
+    for digit, label in zip(mnist.x_test[:30], mnist.y_test[:30], strict=True):
+        own_digits.save_digit(tmp_path / "own", int(label), digit)
+    shipped = SHIPPED_MODEL_PATH.read_bytes()
+    client = app.test_client()
+    assert client.post("/api/teach", headers=ORIGIN).status_code == 202
+    teacher = app.extensions["mnist_cnn.teacher"]
+    assert teacher.run.finished.wait(1200), "the teaching run did not end in 20 minutes"
+    status = teacher.status()
+    assert status["state"] == "done", status
+    progress = status["progress"]
+    assert progress["stage"] == "done" and progress["epoch"] == progress["epochs"] > 0
+    assert progress["before"]["mnist"] > 0.98 and progress["after"]["mnist"] > 0.98
+    model = Path(status["model_path"])
+    assert model.parent == tmp_path / "models" and onnx_beside(model).is_file()
+    assert client.get("/api/model").get_json()["model"] == onnx_beside(model).name
+    reading = client.post("/api/predict", data=png(mnist.x_test[0]), content_type="image/png")
+    assert reading.get_json()["number"] == "7"
+    assert SHIPPED_MODEL_PATH.read_bytes() == shipped
