@@ -80,7 +80,7 @@ def keras_source(reader: Reader) -> Path:
     """The `.keras` file a served model was made from, to fine-tune from. Raises UserError
     when there is none (a model served from an export without its `.keras` beside it)."""
     path = reader.model_path
-    source = keras_beside(path) if path.suffix in (ONNX_SUFFIX, ".tflite") else path
+    source = (keras_beside(path) if path.suffix in (ONNX_SUFFIX, ".tflite") else path).resolve()
     if source.suffix != KERAS_SUFFIX or not source.is_file():
         raise UserError(f"teaching starts from a .keras model, and {path} has none beside it")
     return source
@@ -228,10 +228,10 @@ class Teacher:
         niceness: int = NICENESS,
     ):
         self.switch = switch
-        self.own_digits = Path(own_digits)
+        self.own_digits = Path(own_digits).resolve()  # the child may not share our cwd
         self.command = command
         self.load = load
-        self.models_dir = Path(models_dir) if models_dir else taught_models_dir()
+        self.models_dir = (Path(models_dir) if models_dir else taught_models_dir()).resolve()
         self.niceness = niceness
         self.run: Run | None = None
         self._lock = threading.Lock()

@@ -12,6 +12,7 @@ import binascii
 import io
 import ipaddress
 import json
+import signal
 import sys
 import time
 from collections.abc import Mapping
@@ -480,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
         "(Ctrl-C to stop)"
     )
     print(teaching_line(teaching, args.host))
+    # SIGTERM (a service manager's stop) ends the server as Ctrl-C does, through the exit
+    # handlers, so a teaching run under way is ended with it rather than left training.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     app.run(host=args.host, port=args.port, threaded=True)
     return 0
 

@@ -9,15 +9,18 @@ from __future__ import annotations
 import base64
 import io
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import REPO_ROOT
 from PIL import Image
+from test_web import free_port, post_to_server
 
 from mnist_cnn import own_digits
 from mnist_cnn.config import SHIPPED_MODEL_PATH
@@ -434,3 +437,37 @@ def test_teaching_with_the_real_command_serves_the_taught_export(tmp_path, mnist
     reading = client.post("/api/predict", data=png(mnist.x_test[0]), content_type="image/png")
     assert reading.get_json()["number"] == "7"
     assert SHIPPED_MODEL_PATH.read_bytes() == shipped
+
+
+def children_of(pid: int) -> list[int]:
+    """The pids of a process's children, started by any of its threads (Linux's /proc)."""
+    tasks = Path(f"/proc/{pid}/task").glob("*/children")
+    return [int(child) for task in tasks for child in task.read_text().split()]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+def test_stopping_the_server_ends_its_teaching_run(tmp_path, mnist):
+    # 30 digits: a run that takes far longer than the 10 s allowed for it to end.
+    for digit, label in zip(mnist.x_test[:30], mnist.y_test[:30], strict=True):
+        own_digits.save_digit(tmp_path / "own", int(label), digit)
+    port = free_port()
+    command = [sys.executable, "-m", "mnist_cnn.web", "--port", str(port), "--model-path",
+               str(SHIPPED_ONNX), "--own-digits", str(tmp_path / "own")]  # fmt: skip
+    environment = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    server = subprocess.Popen(command, cwd=REPO_ROOT, env=environment, stdout=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/api/teach"
+        status, reply = post_to_server(url, b"", {"Origin": f"http://127.0.0.1:{port}"})
+        assert status == 202, reply
+        (child,) = children_of(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=WAIT_S)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = Path(f"/proc/{child}").exists()
+    if alive:
+        os.kill(child, signal.SIGKILL)  # not left training after the test
+    assert not alive, "the teaching run outlived the server"
