@@ -202,6 +202,14 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def host_name(host: str) -> str | None:
+    """A Host header's name without its port (None when it is not a host name at all)."""
+    try:
+        return urlsplit(f"//{host}").hostname
+    except ValueError:  # such as an unclosed "[::1"
+        return None
+
+
 def same_origin(origin: str | None, scheme: str, host: str) -> bool:
     """Whether an Origin header names this server as the request reached it: the same
     scheme and the same host and port as the Host header."""
@@ -217,7 +225,7 @@ def off_reason() -> str | None:
             "saving and teaching are off: this server listens beyond the loopback interface; "
             "start it with --allow-teaching to allow them"
         )
-    if settings().loopback_only and not is_loopback(urlsplit(f"//{request.host}").hostname):
+    if settings().loopback_only and not is_loopback(host_name(request.host)):
         return f"saving and teaching answer only at 127.0.0.1 or localhost, not {request.host}"
     return None
 

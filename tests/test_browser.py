@@ -281,3 +281,42 @@ def test_correcting_a_reading_saves_its_digit(page, own_digits_dir):
     assert [path.parent.name for path in saved_pictures(own_digits_dir)] == ["7"]
     assert "original model" in page.find_element(By.ID, "served").text
     assert severe_logs(page) == []
+
+
+TEACH_TIMEOUT_S = 1200  # fine-tuning on two shared cores, with TensorFlow's start
+
+
+def correct_drawing(driver, strokes, read: str, right: str) -> None:
+    """Draw, wait for the reading `read`, and save it as the number `right`."""
+    driver.find_element(By.ID, "clear").click()
+    draw(driver, strokes)
+    wait_for_digit(driver, read)
+    number = driver.find_element(By.ID, "right-number")
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda _: number.is_displayed())
+    number.send_keys(right)
+    number.submit()
+    status = driver.find_element(By.ID, "status")
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda _: "saved" in status.text)
+
+
+@pytest.mark.slow
+def test_teaching_from_the_page_serves_the_taught_model_and_back(page):
+    correct_drawing(page, ONE, "1", "1")
+    correct_drawing(page, SEVEN, "7", "7")
+    page.find_element(By.ID, "teach").click()
+    teach_status = page.find_element(By.ID, "teach-status")
+    WebDriverWait(page, ANSWER_TIMEOUT_S).until(lambda _: "teaching" in teach_status.text)
+    page.find_element(By.ID, "teach").click()  # a second click while it runs says so
+    note = page.find_element(By.ID, "teach-note")
+    WebDriverWait(page, ANSWER_TIMEOUT_S).until(lambda _: "already under way" in note.text)
+    WebDriverWait(page, TEACH_TIMEOUT_S, poll_frequency=2).until(
+        lambda _: teach_status.text.startswith(("taught", "teaching failed"))
+    )
+    assert teach_status.text.startswith("taught: your digits"), teach_status.text
+    served = page.find_element(By.ID, "served")
+    assert served.text.startswith("taught-") and "taught your digits" in served.text
+    wait_for_digit(page, "7")  # the drawing, read again by the taught model
+    page.find_element(By.ID, "use-original").click()
+    WebDriverWait(page, ANSWER_TIMEOUT_S).until(lambda _: "original model" in served.text)
+    assert page.find_element(By.ID, "use-taught").is_displayed()
+    assert [m for m in severe_logs(page) if "409" not in m] == []

@@ -262,6 +262,12 @@ def test_a_page_reaching_the_loopback_under_another_name_is_refused(client):
     assert "only at 127.0.0.1" in error_of(client.get("/api/own-digits", headers=headers), 403)
 
 
+@pytest.mark.parametrize("host", ["[::1", "evil.example", "127.0.0.1.evil.example"])
+def test_hosts_not_naming_the_loopback_are_refused(client, host):
+    headers = {"Host": host, "Origin": f"http://{host}"}
+    assert error_of(client.get("/api/own-digits", headers=headers), 403)
+
+
 def test_beyond_the_loopback_saving_and_teaching_are_off_without_the_flag(tmp_path, mnist):
     client = make_app(tmp_path, allowed=False, loopback_only=False).test_client()
     for method, url in [("get", "/api/own-digits"), ("get", "/api/teach"), *CHANGES]:
