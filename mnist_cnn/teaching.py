@@ -250,9 +250,12 @@ class Teacher:
             model, progress, log = run_paths(self.models_dir, time.time())
             argv = self.command(start_from, self.own_digits, model, progress)
             with log.open("wb") as sink:
-                process = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
-                )
+                try:
+                    process = subprocess.Popen(
+                        argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
+                    )
+                except OSError as error:
+                    raise UserError(f"cannot start the teaching run {argv[0]}: {error}") from None
             lower_priority(process.pid, self.niceness)
             self.run = Run(model, progress, log, process)
         threading.Thread(target=self.finish, args=(self.run,), daemon=True).start()

@@ -412,6 +412,18 @@ def test_the_teaching_command_follows_the_contract(tmp_path):
                         "--model-path", "out.keras", "--progress-file", "p.json"]  # fmt: skip
 
 
+def test_a_command_that_cannot_start_is_one_line(tmp_path, mnist):
+    def missing(*paths: Path) -> list[str]:
+        return [str(tmp_path / "no-such-program")]
+
+    switch = ModelSwitch(Reader(SHIPPED_ONNX))
+    teacher = Teacher(switch, tmp_path / "own", command=missing, models_dir=tmp_path / "models")
+    own_digits.save_digit(tmp_path / "own", 7, mnist.x_test[0])
+    with pytest.raises(UserError, match="cannot start the teaching run"):
+        teacher.start()
+    assert teacher.status()["state"] == "idle"
+
+
 def test_a_served_export_without_its_keras_cannot_be_taught(tmp_path, mnist):
     lonely = tmp_path / "alone.onnx"
     lonely.write_bytes(SHIPPED_ONNX.read_bytes())
