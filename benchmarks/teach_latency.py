@@ -6,13 +6,14 @@ Serves the shipped model on its ONNX export through Flask's test client (the ser
 process), saves --own MNIST test digits as corrections into a temporary folder, times
 POST /api/predict with a canvas-sized PNG while idle, then starts teaching (the real
 fine-tuning command, in its child process at --niceness) and times readings until it ends.
-Prints both medians and 95th percentiles, their ratio (the target: at most 3x) and how long
-the teaching took.
+Times idle readings again after the run; prints the medians and 95th percentiles, their ratio
+(the target: at most 3x), how long the teaching took, and the load average (other jobs).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -53,6 +54,11 @@ def readings_while(client, body: bytes, running) -> np.ndarray:
     return np.array(times)
 
 
+def load() -> tuple[float, ...]:
+    """The system's load averages (other jobs on the same cores), or () where unknown."""
+    return os.getloadavg() if hasattr(os, "getloadavg") else ()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Time readings idle and during one teaching run; print both and their ratio."""
     args = parse_args(argv)
@@ -78,11 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         busy = readings_while(client, body, lambda: not run.finished.is_set())
         took = time.perf_counter() - started
         status = app.extensions[TEACHER_KEY].status()
-    report("reading, idle", idle)
+        # Idle again after the run: on a machine shared with other jobs, the baseline is the
+        # readings on both sides of the run, not the ones before it only.
+        idle = np.concatenate([idle, time_ms(lambda: post(client, body), IDLE_CALLS)])
+    report("reading, idle (before and after)", idle)
     report(f"reading, teaching (nice {args.niceness})", busy)
     ratio = np.median(busy) / np.median(idle)
     p95 = np.percentile(busy, 95) / np.percentile(idle, 95)
     print(f"ratio of medians {ratio:.2f}x, of p95 {p95:.2f}x (target: at most 3x)")
+    print("load average over 1, 5, 15 min at the end: " + ", ".join(f"{x:.1f}" for x in load()))
     print(f"teaching on {args.own} digits: {status['state']} in {took:.1f} s", end="")
     print(f" ({status['error']})" if status["error"] else "")
     return 0 if status["state"] == "done" else 1

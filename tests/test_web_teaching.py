@@ -489,3 +489,40 @@ def test_stopping_the_server_ends_its_teaching_run(tmp_path, mnist):
     if alive:
         os.kill(child, signal.SIGKILL)  # not left training after the test
     assert not alive, "the teaching run outlived the server"
+
+
+# The app in a process of its own, teaching with the fake command: TensorFlow must not load.
+SERVER_TEACHES = r"""
+import sys
+from pathlib import Path
+from mnist_cnn.web import TeachingSettings, create_app
+model, own, models, script, gate = map(Path, sys.argv[1:])
+def command(start, own, out, progress):
+    return [sys.executable, *map(str, (script, start, own, out, progress, gate, "succeed"))]
+app = create_app(model, teaching=TeachingSettings(own), teach_command=command, models_dir=models)
+client = app.test_client()
+assert client.post("/api/teach", headers={"Origin": "http://localhost"}).status_code == 202
+assert app.extensions["mnist_cnn.teacher"].run.finished.wait(60)
+assert client.get("/api/model").get_json()["served"] == "taught"
+picture = next(own.glob("7/*.png")).read_bytes()
+assert client.post("/api/predict", data=picture, content_type="image/png").status_code == 200
+print("tensorflow" in sys.modules)
+"""
+
+
+def test_the_server_never_imports_tensorflow_even_when_it_teaches(tmp_path, fake_train, mnist):
+    # This test process has TensorFlow loaded (conftest), so the server runs in a child.
+    gate = fake_train[1]
+    gate.touch()
+    own_digits.save_digit(tmp_path / "own", 7, mnist.x_test[0])
+    script = tmp_path / "fake_train.py"
+    args = (SHIPPED_ONNX, tmp_path / "own", tmp_path / "models", script, gate)
+    result = subprocess.run(
+        [sys.executable, "-c", SERVER_TEACHES, *map(str, args)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False"]
