@@ -3,11 +3,12 @@
     python train_model.py --start-from MODEL.keras --own-digits DIR [--model-path OUT.keras]
 
 The model starts from MODEL's weights and takes a short one-cycle schedule at a low peak rate
-(config.FINETUNE_*). Every batch is half the person's digits, each one freshly deformed
-(elastic deformation, then a small rotation, scaling and shift: a few dozen pictures must
-stand for the many ways the person writes), and half MNIST training digits, a tenth of them
-replaced by the synthetic non-digits of outlier exposure, the MNIST part degraded as in a
-full run: so the model keeps what it read and what it refused (docs/teaching.md).
+(config.FINETUNE_*). A quarter of every batch is the person's digits, each one deformed
+afresh (elastic deformation, a small rotation, scaling and shift, perhaps a degradation: a
+few dozen pictures must stand for the many ways the person writes); the rest is MNIST
+training digits, degraded as in a full run, a tenth of them replaced by the synthetic
+non-digits of outlier exposure, their targets half what MODEL said of them (distillation):
+so the model keeps what it read and what it refused (docs/teaching.md).
 
 Before and after, it measures the accuracy on the person's digits the model has not learnt
 from, and on the MNIST test set. With enough pictures (HELD_OUT_MIN per digit in a
