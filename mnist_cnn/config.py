@@ -96,7 +96,7 @@ def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
 # (mnist_cnn.finetune). An epoch of fine-tuning is FINETUNE_STEPS_PER_EPOCH batches, half of
 # them the person's digits. Chosen on a validation split of the benchmark's taught styles
 # (docs/teaching.md), within the 60-second budget on 2 cores.
-FINETUNE_EPOCHS = 4
+FINETUNE_EPOCHS = 8
 FINETUNE_BATCH_SIZE = 128
 FINETUNE_STEPS_PER_EPOCH = 25
 FINETUNE_PEAK_RATE = 0.001

@@ -3,11 +3,12 @@
     python train_model.py --start-from MODEL.keras --own-digits DIR [--model-path OUT.keras]
 
 The model starts from MODEL's weights and takes a short one-cycle schedule at a low peak rate
-(config.FINETUNE_*). Every batch is half the person's digits, each one freshly deformed
-(elastic deformation, then a small rotation, scaling and shift: a few dozen pictures must
-stand for the many ways the person writes), and half MNIST training digits, a tenth of them
-replaced by the synthetic non-digits of outlier exposure, the MNIST part degraded as in a
-full run: so the model keeps what it read and what it refused (docs/teaching.md).
+(config.FINETUNE_*). A quarter of every batch is the person's digits, each one deformed
+afresh (elastic deformation, a small rotation, scaling and shift, perhaps a degradation: a
+few dozen pictures must stand for the many ways the person writes); the rest is MNIST
+training digits, degraded as in a full run, a tenth of them replaced by the synthetic
+non-digits of outlier exposure, their targets half what MODEL said of them (distillation):
+so the model keeps what it read and what it refused (docs/teaching.md).
 
 Before and after, it measures the accuracy on the person's digits the model has not learnt
 from, and on the MNIST test set. With enough pictures (HELD_OUT_MIN per digit in a
@@ -41,6 +42,7 @@ from mnist_cnn.train import (
     accuracy,
     check_writable,
     exclusive_run,
+    probabilities,
     read_own_digits,
     report_progress,
     save_model_set,
@@ -50,9 +52,9 @@ from mnist_cnn.train import (
 
 HELD_OUT_FRACTION = 0.2
 HELD_OUT_MIN = 5  # pictures per digit in the held-out part; fewer: cross-validation instead
-K_FOLDS = 3  # few folds: each is a whole fine-tune, and the command must stay within a minute
+K_FOLDS = 2  # few folds: each is a whole fine-tune, and the command must stay within a minute
 MIN_PICTURES = 2  # one to learn from and one to measure on, at the least
-OWN_SHARE = 0.5  # of each batch: the person's digits; the rest MNIST (and non-digits)
+OWN_SHARE = 0.25  # of each batch: the person's digits; the rest MNIST (and non-digits)
 OUTLIER_SHARE = 0.1  # of the MNIST part: non-digits, as in a full run (6,000 in 60,000)
 MAX_OUTLIERS = 2000  # generated once (about 3 s) and cached; enough to draw from
 MNIST_DEGRADE = 0.3  # the full run's share of degraded MNIST digits (config.TrainConfig.degrade)
@@ -63,6 +65,14 @@ MAX_DEGREES = 12.0
 MAX_SCALE = 0.12
 MAX_SHIFT = 2.5  # pixels
 MNIST_SHIFT = 2.0  # pixels: the full run's "shift" augmentation
+OWN_DEGRADE = 0.3  # the person's pictures degraded too: their scans and photos vary as much
+# Not forgetting MNIST: its digits' targets are half their one-hot label, half what the start
+# model says of them (distillation, as in Li and Hoiem 2016, "Learning without Forgetting"),
+# which holds the model to all it knew, runners-up included, not only to the right answer.
+# The start model reads MNIST_POOL training digits once for it (about a second), more than a
+# fine-tune draws.
+DISTILL = 0.5
+MNIST_POOL = 8000
 
 
 @dataclass(frozen=True)
@@ -170,10 +180,12 @@ def deform_own(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 class MixedBatches(keras.utils.PyDataset):
-    """`steps` batches an epoch, each OWN_SHARE the person's digits (deformed afresh) and the
-    rest MNIST digits, OUTLIER_SHARE of those non-digits with a uniform target and weight
-    OUTLIER_WEIGHT. Yields (float32 (B, 28, 28, 1) in [0, 1], float32 (B, 10), float32 (B,)).
-    Batch `index` of epoch `e` is the same for the same `seed`, whatever came before."""
+    """`steps` batches an epoch, each OWN_SHARE the person's digits (deformed and degraded
+    afresh; `own` uint8 (N, 28, 28) and labels (N,)) and the rest MNIST digits (`mnist`: uint8
+    (M, 28, 28) and float32 targets (M, 10)), OUTLIER_SHARE of those replaced by `outliers`
+    with a uniform target and weight OUTLIER_WEIGHT. Yields (float32 (B, 28, 28, 1) in
+    [0, 1], float32 (B, 10), float32 (B,)). Batch `index` of epoch `e` is the same for the
+    same `seed`, whatever came before."""
 
     def __init__(
         self,
@@ -186,7 +198,7 @@ class MixedBatches(keras.utils.PyDataset):
     ):
         super().__init__()
         self.own_x, self.own_y = own
-        self.mnist_x, self.mnist_y = mnist
+        self.mnist_x, self.mnist_targets = mnist
         self.outliers = outliers
         self.batch_size, self.steps, self.seed = batch_size, steps, seed
         self.epoch = 0
@@ -203,14 +215,15 @@ class MixedBatches(keras.utils.PyDataset):
         n_mnist = self.batch_size - n_own
         n_outliers = round(OUTLIER_SHARE * n_mnist) if len(self.outliers) else 0
         own = rng.integers(0, len(self.own_y), n_own)
-        rows = rng.integers(0, len(self.mnist_y), n_mnist - n_outliers)
+        rows = rng.integers(0, len(self.mnist_x), n_mnist - n_outliers)
         others = np.concatenate(
             [self.mnist_x[rows], self.outliers[rng.integers(0, len(self.outliers), n_outliers)]]
         )
         others = random_affine(degrade_batch(others, rng, MNIST_DEGRADE), rng, 0, 0, MNIST_SHIFT)
         uniform = np.full((n_outliers, NUM_CLASSES), 1.0 / NUM_CLASSES, np.float32)
-        images = np.concatenate([deform_own(self.own_x[own], rng), others])
-        targets = np.concatenate([one_hot(self.own_y[own]), one_hot(self.mnist_y[rows]), uniform])
+        mine = degrade_batch(deform_own(self.own_x[own], rng), rng, OWN_DEGRADE)
+        images = np.concatenate([mine, others])
+        targets = np.concatenate([one_hot(self.own_y[own]), self.mnist_targets[rows], uniform])
         weights = np.ones(self.batch_size, np.float32)
         weights[self.batch_size - n_outliers :] = OUTLIER_WEIGHT
         return (images.astype(np.float32) / 255.0)[..., np.newaxis], targets, weights
@@ -245,6 +258,12 @@ def finetune(
         return finetune_locked(config, paths, progress, mnist)
 
 
+def remembered(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """MNIST digits' targets float32 (N, 10) for fine-tuning: DISTILL of what the start
+    `model` says of the uint8 images (N, 28, 28), the rest their one-hot labels (N,)."""
+    return DISTILL * probabilities(model, images) + (1 - DISTILL) * one_hot(labels)
+
+
 def fit_once(
     model: keras.Model,
     weights: list,
@@ -275,6 +294,7 @@ def finetune_locked(
     start = model.get_weights()
     mnist = mnist if mnist is not None else load_mnist(config.data_dir)
     (x_train, y_train), (x_val, _) = select_data(mnist, config)
+    pool = (x_train[:MNIST_POOL], remembered(model, x_train[:MNIST_POOL], y_train[:MNIST_POOL]))
     count = min(config.outliers, MAX_OUTLIERS)
     outliers = training_outliers(count, config.seed, config.cache_dir) if count else x_train[:0]
     print(f"Fine-tuning {config.start_from}: {split.describe()}")
@@ -295,7 +315,7 @@ def finetune_locked(
     for run, (taught, held) in enumerate(runs):
         batches = MixedBatches(
             (own.images[taught], own.labels[taught]),
-            (x_train, y_train),
+            pool,
             outliers,
             config.batch_size,
             steps,

@@ -390,14 +390,18 @@ def with_own_digits(
     return x[order], y[order]
 
 
+def probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """The model's float32 (N, 10) class probabilities for uint8 digits (N, 28, 28)."""
+    # Keras' predict traces once for any batch size; predict_on_batch would trace again for
+    # each size, and each fine-tuning run's recompiling (TensorFlow warns of it).
+    return np.asarray(model.predict(scale(images), batch_size=BATCH_SIZE, verbose=0), np.float32)
+
+
 def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
     """The share of uint8 digits (N, 28, 28) the model reads as their labels (N,); NaN for N=0."""
     if len(labels) == 0:
         return float("nan")
-    # Keras' predict traces once for any batch size; predict_on_batch would trace again for
-    # each size, and each fine-tuning run's recompiling (TensorFlow warns of it).
-    predicted = model.predict(scale(images), batch_size=BATCH_SIZE, verbose=0).argmax(1)
-    return float(np.mean(predicted == np.asarray(labels)))
+    return float(np.mean(probabilities(model, images).argmax(1) == np.asarray(labels)))
 
 
 def save_model_set(model: keras.Model, path: Path, x_val: np.ndarray) -> list[Path]:

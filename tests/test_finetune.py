@@ -14,6 +14,7 @@ from conftest import REPO_ROOT
 
 from mnist_cnn import ood
 from mnist_cnn.config import TrainConfig, user_taught_model_path
+from mnist_cnn.data import one_hot
 from mnist_cnn.engine import onnx_beside
 from mnist_cnn.errors import UserError
 from mnist_cnn.files import file_sha256
@@ -64,7 +65,7 @@ def test_few_pictures_are_all_taught_and_measured_by_cross_validation():
         assert not set(taught) & set(measured)
         counts = [np.sum(labels[measured] == digit) for digit in range(10)]
         assert max(counts) - min(counts) <= 1  # stratified
-    assert "3-fold cross-validation" in split.describe()
+    assert f"{K_FOLDS}-fold cross-validation" in split.describe()
 
 
 def test_one_picture_cannot_be_taught_and_measured():
@@ -76,14 +77,15 @@ def test_one_picture_cannot_be_taught_and_measured():
 def test_mixed_batches_are_half_own_digits_and_repeatable(mnist):
     own = (mnist.x_test[:12], mnist.y_test[:12].astype(np.int64))
     outliers = np.zeros((5, 28, 28), np.uint8)
-    batches = MixedBatches(own, (mnist.x_train[:500], mnist.y_train[:500]), outliers, 40, 3, 7)
+    pool = (mnist.x_train[:500], one_hot(mnist.y_train[:500]))
+    batches = MixedBatches(own, pool, outliers, 40, 3, 7)
     images, targets, weights = batches[0]
     assert images.shape == (40, 28, 28, 1) and images.dtype == np.float32
     assert images.min() >= 0 and images.max() <= 1
     assert targets.shape == (40, 10) and np.allclose(targets.sum(1), 1)
     assert np.sum(targets[:20].max(1) == 1) == 20  # the person's half, one-hot
     assert np.sum(weights < 1) == 2  # a tenth of the MNIST half: non-digits, weighted down
-    again = MixedBatches(own, (mnist.x_train[:500], mnist.y_train[:500]), outliers, 40, 3, 7)
+    again = MixedBatches(own, pool, outliers, 40, 3, 7)
     assert np.array_equal(again[0][0], images)
     batches.on_epoch_end()
     assert not np.array_equal(batches[0][0], images)  # the next epoch deforms afresh
@@ -248,7 +250,7 @@ def test_the_command_the_web_page_runs_keeps_its_contract(tmp_path, tiny_model_p
     assert result.stderr == ""
     state = json.loads(progress.read_text())
     assert state["stage"] == "done" and state["error"] is None
-    assert state["epoch"] == state["epochs"] == 4  # three folds, then the final run
+    assert state["epoch"] == state["epochs"] == 3  # two folds, then the final run
     assert state["model_path"] == str(out)
     for when in ("before", "after"):
         assert set(state[when]) == {"own", "mnist", "own_count"}
