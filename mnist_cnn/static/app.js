@@ -393,7 +393,7 @@ function describeRun(run) {
   const progress = run.progress || { stage: "starting" };
   if (run.state === "failed") return `teaching failed: ${run.error}`;
   if (run.state === "done") return `taught: ${figures(progress)}`;
-  if (progress.stage === "done") return "taught: loading the new model…";
+  if (progress.stage === "done") return "teaching: done, loading the new model…";
   let text = `teaching: ${progress.stage}`;
   if (progress.stage === "training") text += `, epoch ${progress.epoch} of ${progress.epochs}`;
   if (progress.seconds_left != null) text += `, about ${Math.ceil(progress.seconds_left)} s left`;
