@@ -450,6 +450,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--own-digits",
         type=Path,
         default=None,
+        metavar="DIR",
         help="folder where corrected digits are saved, DIR/0 ... DIR/9 "
         f"(default: {user_own_digits_dir()})",
     )
