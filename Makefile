@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train evaluate test test-fast lint serve benchmark benchmark-web robustness screenshot clean
+.PHONY: install train evaluate test test-fast lint serve benchmark benchmark-web robustness teach-benchmark screenshot clean
 
 $(STAMP): requirements.txt requirements-bench.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ benchmark-web: $(STAMP)  ## server-side time per prediction of the web app (medi
 
 robustness: $(STAMP)  ## MNIST-C test error of the models and the product path (needs libmagickwand)
 	$(BIN)/python -m benchmarks.robustness
+
+teach-benchmark: $(STAMP)  ## teach made-up writers' hands to the shipped model: read right before and after
+	$(BIN)/python -m benchmarks.teach
 
 screenshot: $(STAMP)  ## re-take plots/web_app.png in headless Chromium with the shipped model
 	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/test_browser.py -k thirty_five

@@ -42,6 +42,12 @@ def user_model_path(model: str = "cnn") -> Path:
     return user_data_dir() / "models" / f"{MODEL_STEMS[model]}{KERAS_SUFFIX}"
 
 
+def user_taught_model_path(model: str = "cnn") -> Path:
+    """Where fine-tuning on a person's own digits writes unless told otherwise: beside the
+    user's trained models, never over the model it started from (mnist_cnn.finetune)."""
+    return user_data_dir() / "models" / f"{MODEL_STEMS[model]}_taught{KERAS_SUFFIX}"
+
+
 def user_plots_dir() -> Path:
     """Where training, evaluation and figures write their pictures unless told otherwise."""
     return user_data_dir() / "plots"
@@ -86,6 +92,16 @@ def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist-cnn"
 
 
+# Fine-tuning's own defaults, used when --epochs, --batch-size or --learning-rate is not given
+# (mnist_cnn.finetune). An epoch of fine-tuning is FINETUNE_STEPS_PER_EPOCH batches, half of
+# them the person's digits. Chosen on a validation split of the benchmark's taught styles
+# (docs/teaching.md), within the 60-second budget on 2 cores.
+FINETUNE_EPOCHS = 8
+FINETUNE_BATCH_SIZE = 128
+FINETUNE_STEPS_PER_EPOCH = 25
+FINETUNE_PEAK_RATE = 0.001
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on; the CLI fills it from its flags."""
@@ -115,12 +131,18 @@ class TrainConfig:
     restart: bool = False
     tensorboard: Path | None = None
     verbose: int | str = "auto"
+    start_from: Path | None = None  # a trained model to fine-tune (mnist_cnn.finetune)
+    own_digits: Path | None = None  # a person's digits, DIR/0 ... DIR/9 (mnist_cnn.own_digits)
+    progress_file: Path | None = None  # JSON progress for another process (mnist_cnn.progress)
 
     @property
     def peak_learning_rate(self) -> float:
-        """The one-cycle peak this run uses: `learning_rate`, or the default for its epochs."""
+        """The one-cycle peak this run uses: `learning_rate`, or the default for its epochs
+        (FINETUNE_PEAK_RATE when fine-tuning: a trained model needs only small steps)."""
         if self.learning_rate is not None:
             return self.learning_rate
+        if self.start_from is not None:
+            return FINETUNE_PEAK_RATE
         return default_peak_rate(self.epochs)
 
     @property
@@ -133,8 +155,13 @@ class TrainConfig:
 
     @property
     def model_file(self) -> Path:
-        """The model this run writes: `model_path`, or the user's file for this architecture."""
-        return Path(self.model_path) if self.model_path else user_model_path(self.model)
+        """The model this run writes: `model_path`, or the user's file for this architecture
+        (its `_taught` file when fine-tuning, so the model started from is never written)."""
+        if self.model_path:
+            return Path(self.model_path)
+        if self.start_from:
+            return user_taught_model_path(self.model)
+        return user_model_path(self.model)
 
     @property
     def plots_folder(self) -> Path:

@@ -147,7 +147,15 @@ def build_model(
 ) -> keras.Model:
     """Build and compile the named model with Adam: at a constant `learning_rate`, or, given
     `total_steps`, on a one-cycle schedule peaking at `learning_rate`."""
-    model = MODELS[name]()
+    return compile_model(MODELS[name](), learning_rate, total_steps)
+
+
+def compile_model(
+    model: keras.Model, learning_rate: float = 1e-3, total_steps: int | None = None
+) -> keras.Model:
+    """Compile `model` (new, or loaded to fine-tune) as every run here does: Adam at a constant
+    `learning_rate` or, given `total_steps`, on a one-cycle schedule peaking at it; categorical
+    cross-entropy on float targets; DigitAccuracy. Returns the same model."""
     schedule = one_cycle(learning_rate, total_steps) if total_steps else learning_rate
     model.compile(
         optimizer=keras.optimizers.Adam(schedule, beta_1=ADAM_BETA_1),

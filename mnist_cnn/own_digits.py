@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image, PngImagePlugin
 
 from mnist_cnn.data import IMAGE_SIZE
 from mnist_cnn.errors import UserError
-from mnist_cnn.preprocess import open_image, to_mnist
+from mnist_cnn.preprocess import DECODE_SCALE, flatten, has_transparency, open_image, to_mnist
 
 LABELS = tuple(str(digit) for digit in range(10))
 ORIGINALS = ".originals"  # hidden, so Keras' directory reader and ours see only the digits
@@ -223,3 +225,63 @@ def load_own_digits(folder: Path | str) -> OwnDigits:
     if not images:
         raise UserError(f"{folder}: no readable picture in {folder}/0/ ... {folder}/9/")
     return OwnDigits(np.stack(images), np.array(labels, np.int64), tuple(kept), tuple(skipped))
+
+
+class ReadDigit(Protocol):
+    """What a correction needs of one digit read (reader.DigitReading): the uint8 (28, 28) the
+    model saw, the box (left, top, right, bottom) in the picture's pixels, and its verdict."""
+
+    image: np.ndarray
+    box: tuple[int, int, int, int]
+    is_digit: bool
+
+
+def check_number(number: str) -> str:
+    """The right number as a person typed it: digits 0-9 only. Raises UserError otherwise."""
+    if not re.fullmatch(r"[0-9]+", number):
+        raise UserError(f"{number!r} is not a number: the right number is digits 0-9 only")
+    return number
+
+
+def corrected_digits(digits: Sequence[ReadDigit], number: str, name: str) -> list[ReadDigit]:
+    """The digits read in a picture that the right `number` labels, one per character: those
+    judged digits when as many as `number` has; else every candidate when as many (the person
+    says they are digits, even those the model judged not to be). Raises UserError naming
+    the picture `name` when neither count matches, or for a `number` not of digits only."""
+    check_number(number)
+    accepted = [digit for digit in digits if digit.is_digit]
+    for chosen in (accepted, list(digits)):
+        if len(chosen) == len(number):
+            return chosen
+    found = f"{len(accepted)} digit{'s' * (len(accepted) != 1)}"
+    if len(digits) != len(accepted):
+        found += f" ({len(digits)} with those judged not digits)"
+    raise UserError(
+        f"{name}: {number} has {len(number)} digit{'s' * (len(number) != 1)} but {found} "
+        "were found in the picture: nothing saved"
+    )
+
+
+def crop(picture: Image.Image, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The part of `picture` inside `box` (original pixels, as the reader gives it), uint8
+    (H, W, 3) RGB, transparency shown on its paper, as the reader saw it."""
+    scale = float(picture.info.get(DECODE_SCALE, 1.0))  # a big JPEG may be decoded smaller
+    left, top, right, bottom = (round(side / scale) for side in box)
+    rgb = flatten(picture) if has_transparency(picture) else picture.convert("RGB")
+    part = np.asarray(rgb, dtype=np.uint8)[top : max(bottom, top + 1), left : max(right, left + 1)]
+    return np.ascontiguousarray(part)
+
+
+def save_correction(
+    folder: Path, picture: Image.Image, digits: Sequence[ReadDigit], number: str, name: str
+) -> list[tuple[Path, bool]]:
+    """Save each digit read in `picture` (named `name` in messages) under `folder/<its right
+    digit>/`, with the crop of the picture it came from: what `test_model.py --correct` and
+    the web page's correction do. Returns (path, new) per digit, left to right. Raises
+    UserError before saving anything when `number` does not fit the digits found
+    (corrected_digits), or when a digit cannot be saved."""
+    chosen = corrected_digits(digits, number, name)
+    return [
+        save_digit(folder, int(label), digit.image, crop(picture, digit.box))
+        for digit, label in zip(chosen, number, strict=True)
+    ]

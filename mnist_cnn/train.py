@@ -30,11 +30,13 @@ from mnist_cnn.data import (
     one_hot,
     stratified_split,
 )
-from mnist_cnn.engine import KerasEngine
+from mnist_cnn.engine import BATCH_SIZE, KerasEngine, scale
 from mnist_cnn.errors import UserError
 from mnist_cnn.export import export_onnx
 from mnist_cnn.files import file_sha256, history_path, write_json_atomically
 from mnist_cnn.model import MODELS, build_model, save_atomically
+from mnist_cnn.own_digits import OwnDigits, load_own_digits
+from mnist_cnn.progress import Progress, StepClock
 from mnist_cnn.synthetic import generator_fingerprint, outlier_digits
 
 # Outlier exposure's weight on the non-digits' loss, as in Hendrycks et al. (2019).
@@ -55,8 +57,19 @@ RESUME_SETTINGS = (
     "limit",
     "outliers",
     "data_dir",
+    "start_from",
+    "own_digits",
 )
+PATH_SETTINGS = ("data_dir", "start_from", "own_digits")  # recorded resolved, as absolute paths
 DATA_DIGEST = "training_data_sha256"
+OWN_DIGEST = "own_digits_sha256"  # the person's pictures and labels, not just their folder
+DIGEST_CHANGES = {
+    DATA_DIGEST: "other training data (its SHA-256 differs)",
+    OWN_DIGEST: "other own digits (their pictures or labels changed)",
+}
+# A from-scratch run sees each of the person's pictures this many times an epoch (each time
+# shifted and perhaps degraded anew), so a hundred of them weigh against 54,000 MNIST digits.
+OWN_REPEAT = 20
 # A checkpoint holds the weights and Adam's two moment estimates (3 float32 per parameter); a
 # run keeps up to four at once: the best model, two backups and the one being written.
 CHECKPOINT_BYTES_PER_PARAM = 3 * 4
@@ -206,18 +219,26 @@ def exclusive_run(paths: RunPaths) -> Iterator[None]:
         lock.release()
 
 
-def data_digest(mnist: Mnist) -> str:
-    """SHA-256 of the training images and labels, the data every run splits and limits."""
-    digest = hashlib.sha256(np.ascontiguousarray(mnist.x_train).data)
-    digest.update(np.ascontiguousarray(mnist.y_train).data)
+def arrays_digest(images: np.ndarray, labels: np.ndarray) -> str:
+    """SHA-256 of images and their labels, as 64 hex digits."""
+    digest = hashlib.sha256(np.ascontiguousarray(images).data)
+    digest.update(np.ascontiguousarray(labels).data)
     return digest.hexdigest()
 
 
-def run_settings(config: TrainConfig, digest: str) -> dict:
-    """The JSON-ready settings a run depends on (RESUME_SETTINGS) and its data's digest."""
+def data_digest(mnist: Mnist) -> str:
+    """SHA-256 of the training images and labels, the data every run splits and limits."""
+    return arrays_digest(mnist.x_train, mnist.y_train)
+
+
+def run_settings(config: TrainConfig, digest: str, own_digest: str | None = None) -> dict:
+    """The JSON-ready settings a run depends on (RESUME_SETTINGS), its data's digest and the
+    digest of the person's own digits (None without --own-digits)."""
     settings = {name: getattr(config, name) for name in RESUME_SETTINGS}
-    settings["data_dir"] = None if config.data_dir is None else str(Path(config.data_dir).resolve())
-    return {**settings, DATA_DIGEST: digest}
+    for name in PATH_SETTINGS:
+        value = settings[name]
+        settings[name] = None if value is None else str(Path(value).resolve())
+    return {**settings, DATA_DIGEST: digest, OWN_DIGEST: own_digest}
 
 
 def as_flag(name: str, value: object) -> str:
@@ -232,8 +253,8 @@ def settings_differences(recorded: dict, current: dict) -> list[str]:
     for name, value in current.items():
         if recorded.get(name) == value:
             continue
-        if name == DATA_DIGEST:
-            differences.append("other training data (its SHA-256 differs)")
+        if name in DIGEST_CHANGES:
+            differences.append(DIGEST_CHANGES[name])
         else:
             differences.append(f"{as_flag(name, recorded.get(name))}, not {as_flag(name, value)}")
     return differences
@@ -274,6 +295,19 @@ def track_epoch(progress: dict[str, int]) -> keras.callbacks.Callback:
     """A callback that keeps the number (from 1) of the epoch under way in `progress`."""
     return keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: progress.update(epoch=epoch + 1)
+    )
+
+
+def report_progress(
+    progress: Progress, clock: StepClock, epoch_offset: int = 0
+) -> keras.callbacks.Callback:
+    """A callback that writes `progress`: stage "training" and the epoch (counted from
+    `epoch_offset` + 1) when each epoch begins, the seconds left as the batches go."""
+    return keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: progress.update(
+            stage="training", epoch=epoch_offset + epoch + 1
+        ),
+        on_train_batch_end=lambda batch, logs: progress.tick(seconds_left=clock.step()),
     )
 
 
@@ -334,6 +368,56 @@ def with_outliers(x: np.ndarray, y: np.ndarray, outliers: np.ndarray):
     return np.concatenate([x, outliers]), np.concatenate([one_hot(y), uniform]), weights
 
 
+def read_own_digits(folder: Path) -> OwnDigits:
+    """`own_digits.load_own_digits`, saying how many of each digit it read and naming every
+    picture it skipped. Raises UserError as that does."""
+    own = load_own_digits(folder)
+    counts = ", ".join(f"{digit}: {count}" for digit, count in own.counts().items() if count)
+    print(f"Own digits: {len(own.labels)} pictures in {folder} ({counts})")
+    for message in own.skipped:
+        print(f"note: skipped {message}")
+    return own
+
+
+def with_own_digits(
+    x: np.ndarray, y: np.ndarray, own_x: np.ndarray, own_y: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The training digits uint8 (N, 28, 28) and labels (N,) with the person's own, each
+    repeated OWN_REPEAT times, all in one seeded random order."""
+    x = np.concatenate([x, np.repeat(own_x, OWN_REPEAT, axis=0)])
+    y = np.concatenate([y, np.repeat(np.asarray(own_y, y.dtype), OWN_REPEAT)])
+    order = np.random.default_rng(seed).permutation(len(y))
+    return x[order], y[order]
+
+
+def probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """The model's float32 (N, 10) class probabilities for uint8 digits (N, 28, 28)."""
+    # Keras' predict traces once for any batch size; predict_on_batch would trace again for
+    # each size, and each fine-tuning run's recompiling (TensorFlow warns of it).
+    return np.asarray(model.predict(scale(images), batch_size=BATCH_SIZE, verbose=0), np.float32)
+
+
+def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
+    """The share of uint8 digits (N, 28, 28) the model reads as their labels (N,); NaN for N=0."""
+    if len(labels) == 0:
+        return float("nan")
+    return float(np.mean(probabilities(model, images).argmax(1) == np.asarray(labels)))
+
+
+def save_model_set(model: keras.Model, path: Path, x_val: np.ndarray) -> list[Path]:
+    """Write a finished model as one set: the .keras at `path` (atomically), then its
+    not-a-digit statistics, fitted on the validation digits uint8 (N, 28, 28) and naming its
+    SHA-256, then its ONNX export recording the same. Returns the three paths."""
+    save_atomically(model, path)
+    model_sha256 = file_sha256(path)
+    stats = ood.fit_stats(KerasEngine(model, path).predict(x_val), model_sha256)
+    return [
+        path,
+        ood.save_stats(stats, ood.stats_path(path)),
+        export_onnx(model, path, model_sha256),
+    ]
+
+
 def float32_copy(model: keras.Model, name: str) -> keras.Model:
     """The same weights in a float32 model: the saved model then predicts alike on every CPU,
     and its ONNX export matches it, whatever precision it was trained in."""
@@ -343,9 +427,15 @@ def float32_copy(model: keras.Model, name: str) -> keras.Model:
     return copy
 
 
-def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence = ()) -> TrainResult:
+def train(
+    config: TrainConfig,
+    mnist: Mnist | None = None,
+    callbacks: Sequence = (),
+    progress: Progress | None = None,
+) -> TrainResult:
     """Train a model as `config` says, save the best one atomically with its not-a-digit
-    threshold and its ONNX export, and draw the plots.
+    threshold and its ONNX export, and draw the plots; report the stages and epochs to
+    `progress` when given.
 
     Raises UserError before the first epoch for an unwritable folder, too little disk space,
     another run on the same model path, or an interrupted run with other settings; raises
@@ -359,11 +449,17 @@ def train(config: TrainConfig, mnist: Mnist | None = None, callbacks: Sequence =
             raise UserError("--tensorboard needs the tensorboard package: pip install tensorboard")
         check_writable(Path(config.tensorboard), "TensorBoard logs")
     with exclusive_run(paths):
-        return train_locked(config, paths, mnist, callbacks)
+        return train_locked(
+            config, paths, mnist, callbacks, progress or Progress(None, paths.model)
+        )
 
 
 def train_locked(
-    config: TrainConfig, paths: RunPaths, mnist: Mnist | None, callbacks: Sequence
+    config: TrainConfig,
+    paths: RunPaths,
+    mnist: Mnist | None,
+    callbacks: Sequence,
+    progress: Progress,
 ) -> TrainResult:
     """The run itself, once `train` has checked the folders and holds the model path's lock."""
     keras.utils.set_random_seed(config.seed)
@@ -376,6 +472,9 @@ def train_locked(
         tf.config.experimental.enable_op_determinism()
     mnist = mnist if mnist is not None else load_mnist(config.data_dir)
     (x_train, y_train), (x_val, y_val) = select_data(mnist, config)
+    own = None if config.own_digits is None else read_own_digits(config.own_digits)
+    if own is not None:
+        x_train, y_train = with_own_digits(x_train, y_train, own.images, own.labels, config.seed)
     outliers = np.zeros((0, *x_train.shape[1:]), np.uint8)
     if config.outliers:
         outliers = training_outliers(config.outliers, config.seed, config.cache_dir)
@@ -386,13 +485,16 @@ def train_locked(
     total_steps = config.epochs * steps_per_epoch
     model = build_model(config.model, config.peak_learning_rate, total_steps)
     check_disk_space(paths.model.parent, model.count_params())
-    prepare_run(paths, run_settings(config, data_digest(mnist)), config.restart)
+    own_digest = None if own is None else arrays_digest(own.images, own.labels)
+    prepare_run(paths, run_settings(config, data_digest(mnist), own_digest), config.restart)
     earlier = read_epoch_log(paths.epoch_log)
     best_val_loss = min(earlier["val_loss"]) if earlier.get("val_loss") else None
     model.summary()
     if earlier:
         print(f"Resuming after epoch {len(earlier['val_loss'])} from {paths.backup_dir}")
-    progress = {"epoch": 0}
+    progress.update(epochs=config.epochs)
+    clock = StepClock(config.epochs * steps_per_epoch)
+    epoch = {"epoch": 0}
     try:
         model.fit(
             make_dataset(
@@ -407,7 +509,8 @@ def train_locked(
             validation_data=make_dataset(x_val, one_hot(y_val), config.batch_size),
             epochs=config.epochs,
             callbacks=[
-                track_epoch(progress),
+                track_epoch(epoch),
+                report_progress(progress, clock),
                 *make_callbacks(config, paths, best_val_loss),
                 *callbacks,
             ],
@@ -415,26 +518,19 @@ def train_locked(
             verbose=config.fit_verbosity,
         )
     except KeyboardInterrupt:
-        when = f"during epoch {progress['epoch']}" if progress["epoch"] else "before epoch 1"
+        when = f"during epoch {epoch['epoch']}" if epoch["epoch"] else "before epoch 1"
         raise KeyboardInterrupt(
             f"interrupted {when} of {config.epochs}: run the same command to resume"
         ) from None
 
+    progress.update(stage="exporting", seconds_left=None)
     history = read_epoch_log(paths.epoch_log)
     best = float32_copy(keras.saving.load_model(paths.checkpoint), config.model)
-    engine = KerasEngine(best, paths.model)
-    test_accuracy = float((engine.predict(mnist.x_test).argmax(1) == mnist.y_test).mean())
-    save_atomically(best, paths.model)
+    test_accuracy = accuracy(best, mnist.x_test, mnist.y_test)
+    written = save_model_set(best, paths.model, x_val)
     paths.checkpoint.unlink()
     paths.epoch_log.unlink()
-    model_sha256 = file_sha256(paths.model)
-    stats = ood.fit_stats(engine.predict(x_val), model_sha256)
-    written = [
-        paths.model,
-        ood.save_stats(stats, ood.stats_path(paths.model)),
-        export_onnx(best, paths.model, model_sha256),
-        write_json_atomically(history, paths.history),
-    ]
+    written.append(write_json_atomically(history, paths.history))
     written += draw_plots(mnist, history, config.plots_folder)
     if config.tensorboard is not None:
         written.append(Path(config.tensorboard))

@@ -23,6 +23,8 @@ from selenium.webdriver.common.actions.pointer_input import PointerInput
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from mnist_cnn.own_digits import saved_pictures
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT = REPO_ROOT / "plots" / "web_app.png"
@@ -66,12 +68,18 @@ def wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server_url(committed_model_path, tmp_path_factory):
+def own_digits_dir(tmp_path_factory) -> Path:
+    """Where the server saves corrected digits."""
+    return tmp_path_factory.mktemp("own-digits")
+
+
+@pytest.fixture(scope="module")
+def server_url(committed_model_path, own_digits_dir, tmp_path_factory):
     """The URL of `python -m mnist_cnn.web` serving the committed model on a free port."""
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     command = [sys.executable, "-m", "mnist_cnn.web", "--port", str(port)]
-    command += ["--model-path", str(committed_model_path)]
+    command += ["--model-path", str(committed_model_path), "--own-digits", str(own_digits_dir)]
     with log.open("w") as sink:
         process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -252,3 +260,63 @@ def test_blank_upload_shows_the_error(page, tmp_path):
     confidence = page.find_element(By.ID, "confidence")
     WebDriverWait(page, ANSWER_TIMEOUT_S).until(lambda _: "no digit found" in confidence.text)
     assert shown_digit(page) == NO_ANSWER
+
+
+def test_correcting_a_reading_saves_its_digit(page, own_digits_dir):
+    draw(page, ONE)
+    wait_for_digit(page, "1")
+    number = page.find_element(By.ID, "right-number")
+    WebDriverWait(page, ANSWER_TIMEOUT_S).until(lambda _: number.is_displayed())
+    number.send_keys("7")  # as if the writer's 1 were a 7: any label is saved as typed
+    number.submit()
+    group = (By.CSS_SELECTOR, "#own-groups .own-group")
+    WebDriverWait(page, ANSWER_TIMEOUT_S).until(lambda d: d.find_elements(*group))
+    (saved,) = page.find_elements(*group)
+    assert saved.find_element(By.TAG_NAME, "h3").text == "7 \N{MIDDLE DOT} 1"
+    thumbnail = saved.find_element(By.TAG_NAME, "img")
+    WebDriverWait(page, ANSWER_TIMEOUT_S).until(
+        lambda _: page.execute_script("return arguments[0].naturalWidth", thumbnail) == 28
+    )
+    assert "saved 1 digit as 7" in page.find_element(By.ID, "status").text
+    assert [path.parent.name for path in saved_pictures(own_digits_dir)] == ["7"]
+    assert "original model" in page.find_element(By.ID, "served").text
+    assert severe_logs(page) == []
+
+
+TEACH_TIMEOUT_S = 1200  # fine-tuning on two shared cores, with TensorFlow's start
+
+
+def correct_drawing(driver, strokes, read: str, right: str) -> None:
+    """Draw, wait for the reading `read`, and save it as the number `right`."""
+    driver.find_element(By.ID, "clear").click()
+    draw(driver, strokes)
+    wait_for_digit(driver, read)
+    number = driver.find_element(By.ID, "right-number")
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda _: number.is_displayed())
+    number.send_keys(right)
+    number.submit()
+    status = driver.find_element(By.ID, "status")
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda _: "saved" in status.text)
+
+
+@pytest.mark.slow
+def test_teaching_from_the_page_serves_the_taught_model_and_back(page):
+    correct_drawing(page, ONE, "1", "1")
+    correct_drawing(page, SEVEN, "7", "7")
+    page.find_element(By.ID, "teach").click()
+    teach_status = page.find_element(By.ID, "teach-status")
+    WebDriverWait(page, ANSWER_TIMEOUT_S).until(lambda _: "teaching" in teach_status.text)
+    page.find_element(By.ID, "teach").click()  # a second click while it runs says so
+    note = page.find_element(By.ID, "teach-note")
+    WebDriverWait(page, ANSWER_TIMEOUT_S).until(lambda _: "already under way" in note.text)
+    WebDriverWait(page, TEACH_TIMEOUT_S, poll_frequency=2).until(
+        lambda _: teach_status.text.startswith(("taught", "teaching failed"))
+    )
+    assert teach_status.text.startswith("taught: your digits"), teach_status.text
+    served = page.find_element(By.ID, "served")
+    assert served.text.startswith("taught-") and "taught your digits" in served.text
+    wait_for_digit(page, "7")  # the drawing, read again by the taught model
+    page.find_element(By.ID, "use-original").click()
+    WebDriverWait(page, ANSWER_TIMEOUT_S).until(lambda _: "original model" in served.text)
+    assert page.find_element(By.ID, "use-taught").is_displayed()
+    assert [m for m in severe_logs(page) if "409" not in m] == []

@@ -346,3 +346,79 @@ def test_the_script_reads_with_the_shipped_model_from_any_folder(tmp_path):
     result = run_script("test_model.py", str(picture), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{picture}: 42 (") and result.stderr == ""
+
+
+# --- --correct: saving what was read as the person's own digits --------------------------------
+
+
+def test_correct_saves_exactly_what_the_model_read_and_the_folder_takes_it_unchanged(
+    monkeypatch, capsys, number_file, tiny_model_path, tmp_path
+):
+    from mnist_cnn.own_digits import ORIGINALS, load_own_digits
+
+    folder = tmp_path / "own"
+    reading = Reader(tiny_model_path).read(number_file)
+    args = [str(number_file), "--model-path", str(tiny_model_path), "--own-digits", str(folder)]
+    status, out, err = cli(monkeypatch, capsys, *args, "--correct", "907")
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == format_text(reading)
+    saved = [Path(line.split(": ")[0]) for line in lines[1:]]
+    assert [line.split(": ")[1] for line in lines[1:]] == [
+        "saved as 9", "saved as 0", "saved as 7"
+    ]  # fmt: skip
+    assert [path.parent.name for path in saved] == ["9", "0", "7"]
+    own = load_own_digits(folder)
+    for digit, path in zip(reading.digits, saved, strict=True):
+        (row,) = [n for n, p in enumerate(own.paths) if p == path]
+        np.testing.assert_array_equal(own.images[row], digit.image)  # taught = read
+        crop = Image.open(folder / ORIGINALS / path.name)
+        left, top, right, bottom = digit.box
+        assert crop.size == (right - left, bottom - top)
+    assert sorted(own.labels.tolist()) == [0, 7, 9]
+
+    status, out, _ = cli(monkeypatch, capsys, *args, "--correct", "907")
+    assert status == 0 and out.count("already saved") == 3
+    assert len(load_own_digits(folder).labels) == 3  # the same picture twice adds nothing
+
+
+@pytest.mark.parametrize(
+    ("number", "message"),
+    [("12", "12 has 2 digits but 3 digits were found"), ("1a3", "'1a3' is not a number")],
+)
+def test_correct_refuses_a_number_that_does_not_fit_in_one_line(
+    monkeypatch, capsys, number_file, tiny_model_path, tmp_path, number, message
+):
+    folder = tmp_path / "own"
+    args = [str(number_file), "--model-path", str(tiny_model_path), "--own-digits", str(folder)]
+    status, _, err = cli(monkeypatch, capsys, *args, "--correct", number)
+    assert status == 1
+    (line,) = err.splitlines()
+    assert line.startswith("error: ") and message in line
+    assert not folder.exists()  # nothing saved
+
+
+def test_correct_counts_candidates_judged_not_digits_when_the_number_says_so():
+    from mnist_cnn.errors import UserError
+    from mnist_cnn.own_digits import corrected_digits
+
+    def read(is_digit: bool) -> DigitReading:
+        image = np.zeros((28, 28), np.uint8)
+        return DigitReading(
+            1, 0.5, np.full(10, 0.1, np.float32), (0, 0, 1, 1), is_digit, 0.5, image
+        )
+
+    digits = [read(True), read(False), read(True)]
+    assert corrected_digits(digits, "12", "p.png") == [digits[0], digits[2]]
+    assert corrected_digits(digits, "123", "p.png") == digits
+    with pytest.raises(UserError, match=r"p\.png: 1234 has 4 digits but 2 digits \(3 with"):
+        corrected_digits(digits, "1234", "p.png")
+
+
+def test_correct_names_one_picture(monkeypatch, capsys, number_file, tiny_model_path):
+    args = [str(number_file), str(number_file), "--model-path", str(tiny_model_path)]
+    status, _, err = cli(monkeypatch, capsys, *args, "--correct", "1")
+    assert (
+        status == 1
+        and err == "error: --correct gives the right number of one picture: name one IMAGE\n"
+    )

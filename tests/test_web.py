@@ -297,11 +297,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def post_to_server(url: str, body: bytes, timeout: float = 180) -> tuple[int, dict]:
-    """POST a JSON body to a starting server, retrying until it listens: (status, JSON reply)."""
+def post_to_server(
+    url: str, body: bytes, headers: dict | None = None, timeout: float = 180
+) -> tuple[int, dict]:
+    """POST a JSON body (and `headers`) to a starting server, retrying until it listens:
+    (status, JSON reply)."""
     deadline = time.monotonic() + timeout
     while True:
-        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        request = urllib.request.Request(url, body, sent)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, json.load(response)

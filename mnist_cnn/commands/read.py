@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from mnist_cnn.cli import add_common_flags, add_model_flags, expand_image_folders
+from mnist_cnn.config import user_own_digits_dir
 from mnist_cnn.data import NUM_CLASSES
 from mnist_cnn.errors import UserError, run_cli
 
@@ -58,6 +59,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="write the 28x28 PNG the model saw for each digit into DIR (created if needed): "
         "photo.png for a one-digit photo.jpg, photo-1.png, photo-2.png ... for a number",
+    )
+    parser.add_argument(
+        "--correct",
+        metavar="NUMBER",
+        default=None,
+        help="the right number for the one IMAGE (digits only): save each digit found, as the "
+        "28x28 the model saw, into --own-digits DIR/<its right digit>/ (named by its content, "
+        "with the crop of the picture beside it) to fine-tune on later: "
+        "`train_model.py --start-from MODEL`. The number must have as many digits as were "
+        "found; else nothing is saved",
+    )
+    parser.add_argument(
+        "--own-digits",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"where --correct saves. None: {user_own_digits_dir()}",
     )
     parser.add_argument(
         "--accept-all",
@@ -145,9 +163,27 @@ def json_line(reading, k: int, saved: list[Path] | None) -> str:
     return json.dumps(record)
 
 
+def correct(reader, path: Path, number: str, folder: Path, single: bool) -> None:
+    """Read one picture, print its line, then save its digits as `number` says into `folder`
+    and print one line per digit saved. Raises UserError (nothing saved) when the number
+    does not fit the digits found or the picture cannot be read."""
+    from mnist_cnn.own_digits import check_number, save_correction
+    from mnist_cnn.preprocess import open_image
+
+    check_number(number)
+    reading = reader.read(path, single=single)
+    print(format_text(reading))
+    picture = open_image(path, str(path))
+    for saved, new in save_correction(folder, picture, reading.digits, number, str(path)):
+        print(f"{saved}: {'saved' if new else 'already saved'} as {saved.parent.name}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Print one line per image (errors in place, in order); return 1 if any failed."""
+    """Print one line per image (errors in place, in order); return 1 if any failed. With
+    --correct, read the one image and save its digits as the right number says."""
     args = parse_args(argv)
+    if args.correct is not None and len(args.images) != 1:
+        raise UserError("--correct gives the right number of one picture: name one IMAGE")
     from mnist_cnn.reader import Reader  # after the flags: --help needs none of it
 
     images = expand_image_folders(args.images)
@@ -156,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for note in reader.notes:
         print(note, file=sys.stderr)
+    if args.correct is not None:
+        folder = args.own_digits or user_own_digits_dir()
+        correct(reader, args.images[0], args.correct, folder, args.single)
+        return 0
     results = reader.read_many(images, single=args.single)
     good = [result for result in results if not isinstance(result, UserError)]
     saved = iter(save_preprocessed(good, args.save_preprocessed) if args.save_preprocessed else [])

@@ -1,4 +1,5 @@
-"""`train_model.py` / `mnist-train`: train the CNN on the bundled MNIST data."""
+"""`train_model.py` / `mnist-train` / `python -m mnist_cnn.commands.train`: train the CNN on
+the bundled MNIST data, or fine-tune a trained model on a person's own digits."""
 
 from __future__ import annotations
 
@@ -15,10 +16,22 @@ from mnist_cnn.cli import (
     print_written,
     start_tensorflow,
 )
-from mnist_cnn.config import MODEL_NAMES, TrainConfig, user_model_path, user_plots_dir
+from mnist_cnn.config import (
+    FINETUNE_BATCH_SIZE,
+    FINETUNE_EPOCHS,
+    FINETUNE_PEAK_RATE,
+    FINETUNE_STEPS_PER_EPOCH,
+    MODEL_NAMES,
+    TrainConfig,
+    user_model_path,
+    user_own_digits_dir,
+    user_plots_dir,
+    user_taught_model_path,
+)
 from mnist_cnn.cpu import MODES, add_onednn_flag, use_onednn
 from mnist_cnn.data import AUGMENTATIONS
-from mnist_cnn.errors import run_cli
+from mnist_cnn.errors import UserError, run_cli
+from mnist_cnn.progress import Progress
 
 DEFAULTS = TrainConfig()
 
@@ -34,11 +47,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--epochs",
         type=int,
-        default=DEFAULTS.epochs,
-        help="most epochs to train; early stopping may end sooner",
+        default=None,
+        help=f"most epochs to train; early stopping may end sooner. None: {DEFAULTS.epochs}, "
+        f"or {FINETUNE_EPOCHS} epochs of {FINETUNE_STEPS_PER_EPOCH} steps with --start-from",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=DEFAULTS.batch_size, help="images per training step"
+        "--batch-size",
+        type=int,
+        default=None,
+        help=f"images per training step. None: {DEFAULTS.batch_size}, or {FINETUNE_BATCH_SIZE} "
+        "with --start-from (half of them your own digits)",
     )
     parser.add_argument(
         "--learning-rate",
@@ -46,7 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULTS.learning_rate,
         help="Adam's peak learning rate on the one-cycle schedule: linear warm-up over the first "
         "20%% of the steps, then cosine decay to 0 by the end of --epochs; if not given, "
-        "0.024 / --epochs kept within [0.006, 0.012], as a shorter run needs a higher peak",
+        "0.024 / --epochs kept within [0.006, 0.012], as a shorter run needs a higher peak, "
+        f"or {FINETUNE_PEAK_RATE:g} with --start-from",
     )
     parser.add_argument(
         "--validation-split",
@@ -111,13 +130,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_data_dir_flag(parser)
     parser.add_argument(
+        "--start-from",
+        type=Path,
+        default=None,
+        metavar="MODEL",
+        help="fine-tune this trained .keras model on your own digits (--own-digits) mixed with "
+        "MNIST, instead of training from scratch: a short run at a low learning rate that "
+        "prints the accuracy on your digits and on the MNIST test set before and after. "
+        "MODEL itself is never written unless --model-path names it",
+    )
+    parser.add_argument(
+        "--own-digits",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="your own digits, one picture per digit in DIR/0/ ... DIR/9/ (what test_model.py "
+        "--correct saves): what --start-from fine-tunes on, or added to a run from scratch. "
+        f"None: {user_own_digits_dir()} with --start-from, none without",
+    )
+    parser.add_argument(
         "--model-path",
         type=Path,
         default=None,
         help="where the best model is saved (Keras .keras format), with its ONNX export, "
         "not-a-digit statistics (<name>_ood.json) and per-epoch history (<name>_history.json) "
         f"beside it. None: {user_model_path()} ({user_model_path('strong').name} for "
-        "--model strong), the model test_model.py then reads with",
+        f"--model strong), or {user_taught_model_path()} with --start-from: the model "
+        "test_model.py then reads with",
+    )
+    parser.add_argument(
+        "--progress-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="write the run's progress to PATH as one JSON object, replaced at each stage and "
+        "every few seconds: stage, epoch, epochs, seconds_left, before, after, model_path, "
+        "error (docs/teaching.md)",
     )
     parser.add_argument(
         "--plots-dir",
@@ -156,21 +204,57 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Train, then report the best validation accuracy, every file written and the time."""
-    flags = vars(parse_args(argv))
-    print(use_onednn(flags.pop("onednn")))
-    start_tensorflow(flags.pop("verbose"))
+def with_defaults(flags: dict) -> dict:
+    """The flags with the defaults left open filled: a run from scratch's, or fine-tuning's
+    (--start-from; then --own-digits defaults to the user's own-digits folder)."""
+    tuning = flags["start_from"] is not None
+    filled = {
+        "epochs": FINETUNE_EPOCHS if tuning else DEFAULTS.epochs,
+        "batch_size": FINETUNE_BATCH_SIZE if tuning else DEFAULTS.batch_size,
+        "own_digits": user_own_digits_dir() if tuning else None,
+    }
+    return {**flags, **{name: flags[name] if flags[name] is not None else value
+                        for name, value in filled.items()}}  # fmt: skip
+
+
+def run_training(config: TrainConfig, progress: Progress) -> None:
+    """Train from scratch, or fine-tune with --start-from, and print what it reached."""
+    from mnist_cnn.finetune import finetune
     from mnist_cnn.train import train
 
-    start = time.perf_counter()
-    result = train(TrainConfig(**flags))
+    if config.start_from is not None:
+        result = finetune(config, progress)
+        print_written(result.written)
+        return
+    result = train(config, progress=progress)
     print(
         f"\nBest validation accuracy: {result.best_val_accuracy:.4f} "
         f"(epoch {result.best_epoch} of {result.epochs_run})"
     )
     print(f"Test accuracy of the saved model: {result.test_accuracy:.4f}")
     print_written(result.written)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train, then report the figures, every file written and the time. With
+    --progress-file, the stages go to that file too, ending "done" or "failed"."""
+    flags = with_defaults(vars(parse_args(argv)))
+    onednn, verbose = flags.pop("onednn"), flags.pop("verbose")
+    config = TrainConfig(**flags)
+    progress = Progress(config.progress_file, config.model_file)
+    try:
+        progress.write()  # "loading": TensorFlow takes seconds to import
+        print(use_onednn(onednn))
+        start_tensorflow(verbose)
+        start = time.perf_counter()
+        run_training(config, progress)
+    except UserError as error:
+        progress.fail(str(error))
+        raise
+    except BaseException as error:  # Ctrl-C, or a bug: the reader must still learn it ended
+        progress.fail(str(error) or type(error).__name__)
+        raise
+    progress.update(stage="done", seconds_left=None)
     print(f"\nTraining time: {format_duration(time.perf_counter() - start)}")
     return 0
 
@@ -178,3 +262,7 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """The console command: main() with one-line errors and exit codes."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    run()
