@@ -115,26 +115,33 @@ MINUS_GAP = 1.0
 # Recognition-based segmentation (Fujisawa, Nakano and Kurino 1992, "Segmentation methods for
 # character recognition: from segmentation to document structure analysis"): a piece is cut,
 # or two pieces joined, only where the classifier reads the result clearly better.
-# A piece at least this many times as wide as the digit height (its own or the picture's
-# typical one, the larger) may be two touching digits: a single MNIST digit is rarely wider
-# than tall. It is cut when the whole is not an accepted digit and both sides are, each at
-# least SIDE_SURE confident and SIDE_TALL of the piece's height (a 0 cut near its side
-# leaves a short arc) ...
-WIDE = 1.0
-SIDE_SURE = 0.75
+# A piece at least WIDE times as wide as the digit height (its own or the picture's typical
+# one, the larger) may be two touching digits: a single MNIST digit is rarely wider than tall.
+# A cut's sides are each at least SIDE_TALL of the piece's height (a 0 cut near its side
+# leaves a short arc). When the whole piece is not an accepted digit, a cut would make a
+# number of what the model judged not a digit (a drawn face, a letter, a scribble), so it
+# needs strong evidence: the piece at least UNREAD_WIDE digit heights wide (a V, an N, an M or
+# a % is about as wide as tall, two digits side by side wider), both sides accepted and
+# UNREAD_SURE confident, and the cut through at most NECK_STROKES strokes (where two digits
+# touch) and through no loop's inside (`opens_loop`: one closed shape, a 0 or a face's ring) ...
+WIDE = 1.1
 SIDE_TALL = 0.8
-# ... or, WIDER still, when the cut goes through one stroke only (a 0 is cut through two),
-# both sides are SIDE_TALL and SIDES_SURER confident, their confidences' product at least
-# the whole's ...
-WIDER = 1.1
+UNREAD_WIDE = 1.15
+UNREAD_SURE = 0.9
+NECK_STROKES = 2
+LOOP_TALL = 0.25  # a loop's inside is at least this share of the piece's height
+# ... and when the whole is an accepted digit, WIDE, when the cut goes through one stroke
+# only (a 0 is cut through two), both sides are SIDE_TALL and SIDES_SURER confident, their
+# confidences' product at least the whole's ...
 SIDES_SURER = 0.95
 # ... or, at this width, which single digits reach about once in a hundred even slanted, when
-# both sides are at least WIDEST_SURE confident and WIDEST_TALL of the piece's height.
+# both sides are at least WIDEST_SURE confident and WIDEST_TALL of the piece's height, and the
+# cut opens no loop.
 WIDEST = 1.35
 WIDEST_SURE = 0.7
 WIDEST_TALL = 0.95
-# (All chosen on generated touching pairs against MNIST test digits 2,000 to 3,499 drawn
-# alone, with the shipped model's confidences: one single digit in 1,500 cut.)
+# (Chosen on generated touching pairs, against the 10,000 MNIST test digits drawn alone and
+# 3,000 generated non-digits (synthetic.make_outliers), with the shipped model's confidences.)
 SIDE_WIDE = 1.2  # ... and neither side is wider than this many times its height
 CUT_FROM = 0.2  # cuts are tried between this share of the piece's width from either side ...
 CUTS = 3  # ... at this many of its projection profile's lowest minima (Congedo et al. 1995)
@@ -655,16 +662,50 @@ def strokes_cut(own: np.ndarray, boundary: np.ndarray) -> int:
     return int(np.count_nonzero(through[1:] & ~through[:-1]) + through[0])
 
 
-def cuts(part: Part, height: float) -> list[tuple[Part, Part, int]]:
+def holes(own: np.ndarray) -> np.ndarray:
+    """bool (h, w): the background of bool (h, w) ink that the ink encloses (a loop's inside,
+    4-connected, as the ink is 8-connected, not reached from outside its box), where that
+    inside is at least LOOP_TALL of the ink's height: strokes that touch at a slant leave a
+    pinhole of paper between them, not a loop."""
+    outside = np.pad(~own, 1, constant_values=True).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(outside, connectivity=4)
+    loops = np.flatnonzero(stats[:, cv2.CC_STAT_HEIGHT] >= LOOP_TALL * own.shape[0])
+    loops = loops[(loops != labels[0, 0]) & (loops != 0)]
+    return np.isin(labels[1:-1, 1:-1], loops) & ~own
+
+
+def opens_loop(enclosed: np.ndarray, boundary: np.ndarray) -> bool:
+    """Whether a cut int (h,) (the first right-hand column per row) passes through the inside
+    of a loop, bool (h, w) from `holes`: it then cuts one closed shape in two (a 0, the ring
+    of a drawn face), where two touching digits meet at a neck with open paper around it."""
+    rows = np.arange(len(boundary))
+    inside = (boundary > 0) & (boundary < enclosed.shape[1])
+    rows, columns = rows[inside], boundary[inside]
+    return bool((enclosed[rows, columns] | enclosed[rows, columns - 1]).any())
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A piece cut in two: its sides, left then right, how many strokes the cut goes through
+    (`strokes_cut`) and whether it passes through a loop's inside (`opens_loop`)."""
+
+    left: Part
+    right: Part
+    strokes: int
+    loop: bool
+
+
+def cuts(part: Part, height: float) -> list[Cut]:
     """Two-piece cuts of a piece wide enough to be two touching digits (see boundaries;
     Congedo, Dimauro, Impedovo and Pirlo 1995, "Segmentation of numeric strings"), without
-    repeats, each with how many strokes it cuts (strokes_cut). Empty for a piece narrower
-    than WIDE digit heights; each side holds SIDE_INK of the ink, is at least SIDE_TALL of the
-    piece's height and at most SIDE_WIDE times as wide as tall."""
+    repeats. Empty for a piece narrower than WIDE digit heights; each side holds SIDE_INK of
+    the ink, is at least SIDE_TALL of the piece's height and at most SIDE_WIDE times as wide
+    as tall."""
     if part.width < WIDE * max(part.height, height):
         return []
     total = part.own.sum()
     columns = np.arange(part.own.shape[1])
+    enclosed = holes(part.own)
     options, seen = [], set()
     for boundary in boundaries(part):
         left = part.own & (columns[None, :] < boundary[:, None])
@@ -679,8 +720,31 @@ def cuts(part: Part, height: float) -> list[tuple[Part, Part, int]]:
             min(side.height for side in sides) >= SIDE_TALL * part.height
             and max(side.width / side.height for side in sides) <= SIDE_WIDE
         ):
-            options.append((*sides, strokes_cut(part.own, boundary)))
+            strokes = strokes_cut(part.own, boundary)
+            options.append(Cut(*sides, strokes, opens_loop(enclosed, boundary)))
     return options
+
+
+def cut_wins(part: Part, cut: Cut, height: float, whole: float, sides: np.ndarray) -> bool:
+    """Whether `cut` of `part` reads clearly better than the whole: `whole` is the whole's
+    confidence (0 where it is not an accepted digit), `sides` float (2,) the sides' (0 where
+    not accepted). See WIDE, UNREAD_WIDE and WIDEST for the rules."""
+    ratio = part.width / max(part.height, height)
+    tall = min(cut.left.height, cut.right.height) / part.height
+    sure = float(sides.min())
+    if tall < SIDE_TALL:
+        return False
+    if whole == 0:  # what the model judged not a digit becomes a number only on strong evidence
+        return (
+            ratio >= UNREAD_WIDE
+            and sure >= UNREAD_SURE
+            and cut.strokes <= NECK_STROKES
+            and not cut.loop
+        )
+    widest = ratio >= WIDEST and sure >= WIDEST_SURE and tall >= WIDEST_TALL and not cut.loop
+    return widest or (
+        ratio >= WIDE and sure >= SIDES_SURER and float(sides.prod()) >= whole and cut.strokes <= 1
+    )
 
 
 def joined(first: Part, second: Part) -> Part:
@@ -711,34 +775,22 @@ def best_cuts(
     parts: list[Part],
     height: float,
     whole: np.ndarray,
-    splits: list[tuple[int, tuple[Part, Part, int]]],
+    splits: list[tuple[int, Cut]],
     sides: np.ndarray,
-) -> dict[int, tuple[Part, Part]]:
-    """The cut to keep for each piece that is cut: the index in `parts` -> its two sides.
+) -> dict[int, Cut]:
+    """The cut to keep for each piece that is cut: the index in `parts` -> its Cut, the
+    winning one (`cut_wins`) whose sides read most confidently.
 
     `whole` float (len(parts),) is each piece's confidence, 0 where it is not an accepted
-    digit; `splits` the options (piece index, (sides, strokes cut)); `sides` float
-    (len(splits), 2) their sides' confidences, 0 where not accepted. See WIDE, WIDER and
-    WIDEST for when a cut wins.
+    digit; `splits` the options (piece index, Cut); `sides` float (len(splits), 2) their
+    sides' confidences, 0 where not accepted.
     """
-    best: dict[int, tuple[float, tuple[Part, Part]]] = {}
-    for (n, (*pair, strokes)), (one, two) in zip(splits, sides, strict=True):
-        ratio = parts[n].width / max(parts[n].height, height)
-        tall = min(side.height for side in pair) / parts[n].height
-        sure = min(one, two)
-        if whole[n] == 0:
-            wins = ratio >= WIDE and sure >= SIDE_SURE and tall >= SIDE_TALL
-        else:
-            wins = (ratio >= WIDEST and sure >= WIDEST_SURE and tall >= WIDEST_TALL) or (
-                ratio >= WIDER
-                and sure >= SIDES_SURER
-                and tall >= SIDE_TALL
-                and one * two >= whole[n]
-                and strokes <= 1
-            )
-        if wins and one * two > best.get(n, (0.0,))[0]:
-            best[n] = (one * two, pair)
-    return {n: pair for n, (_, pair) in best.items()}
+    best: dict[int, tuple[float, Cut]] = {}
+    for (n, cut), pair in zip(splits, sides, strict=True):
+        worth = float(pair.prod())
+        if worth > best.get(n, (0.0,))[0] and cut_wins(parts[n], cut, height, whole[n], pair):
+            best[n] = (worth, cut)
+    return {n: cut for n, (_, cut) in best.items()}
 
 
 def resegment(parts: list[Part], ink: np.ndarray, height: float, score: Score) -> list[Part]:
@@ -754,7 +806,8 @@ def resegment(parts: list[Part], ink: np.ndarray, height: float, score: Score) -
     splits = [(n, pair) for n, part in enumerate(parts) for pair in cuts(part, height)]
     if not joins and not splits:
         return parts
-    shown = parts + [whole for _, whole in joins] + [s for _, cut in splits for s in cut[:2]]
+    shown = parts + [whole for _, whole in joins]
+    shown += [side for _, cut in splits for side in (cut.left, cut.right)]
     confidence, accepted = score(np.stack([part.digit(ink, SCORED_SIDE) for part in shown]))
     sure = np.where(accepted, confidence, 0.0)  # what a reading is worth: nothing if no digit
     whole, joins_sure = sure[: len(parts)], sure[len(parts) : len(parts) + len(joins)]
@@ -768,9 +821,9 @@ def resegment(parts: list[Part], ink: np.ndarray, height: float, score: Score) -
         if gain > MERGE_MARGIN and not {n, n + 1} & changed:
             result[n], result[n + 1] = [part], []
             changed |= {n, n + 1}
-    for n, (one, two) in best_cuts(parts, height, whole, splits, sides).items():
+    for n, cut in best_cuts(parts, height, whole, splits, sides).items():
         if n not in changed:
-            result[n] = [one, two]
+            result[n] = [cut.left, cut.right]
     return [part for n in range(len(parts)) for part in result[n]]
 
 
