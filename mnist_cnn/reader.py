@@ -258,9 +258,9 @@ class Reader:
 
     def score(self, digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """segment.Score for recognition-based segmentation: uint8 (N, 28, 28) -> the model's
-        confidence float (N,) and its not-a-digit verdict bool (N,) (True: a digit)."""
+        probabilities float (N, 10) and its not-a-digit verdict bool (N,) (True: a digit)."""
         said = self.classifier.classify(digits)
-        return said.probabilities.max(axis=1), said.is_digit
+        return said.probabilities, said.is_digit
 
     def digit_readings(self, candidates: list[Candidate], stacked: np.ndarray) -> list:
         """A DigitReading per candidate, from one classifier pass over uint8 (N, 28, 28)."""

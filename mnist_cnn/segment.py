@@ -122,18 +122,19 @@ MINUS_GAP = 1.0
 # number of what the model judged not a digit (a drawn face, a letter, a scribble), so it
 # needs strong evidence: the piece at least UNREAD_WIDE digit heights wide (a V, an N, an M or
 # a % is about as wide as tall, two digits side by side wider), both sides accepted and
-# UNREAD_SURE confident, and the cut through at most NECK_STROKES strokes (where two digits
-# touch) and through no loop's inside (`opens_loop`: one closed shape, a 0 or a face's ring) ...
+# SIDES_SURE confident, and the cut through at most NECK_STROKES strokes (where two digits
+# touch) and through no loop's inside (`opens_loop`: one closed shape, a 0 or a face's ring),
+# and not read as two 1s (a V, a W, a U come apart into two strokes; two touching 1s are
+# narrower than UNREAD_WIDE) ...
 WIDE = 1.1
 SIDE_TALL = 0.8
 UNREAD_WIDE = 1.15
-UNREAD_SURE = 0.9
+SIDES_SURE = 0.95
 NECK_STROKES = 2
 LOOP_TALL = 0.25  # a loop's inside is at least this share of the piece's height
-# ... and when the whole is an accepted digit, WIDE, when the cut goes through one stroke
-# only (a 0 is cut through two), both sides are SIDE_TALL and SIDES_SURER confident, their
-# confidences' product at least the whole's ...
-SIDES_SURER = 0.95
+# ... and when the whole is an accepted digit, its sides' confidences' product is at least
+# the whole's and, WIDE, the cut goes through one stroke only (a 0 is cut through two) and
+# both sides are SIDES_SURE confident ...
 # ... or, at this width, which single digits reach about once in a hundred even slanted, when
 # both sides are at least WIDEST_SURE confident and WIDEST_TALL of the piece's height, and the
 # cut opens no loop.
@@ -187,7 +188,8 @@ class Found:
 
 
 # A scoring function for recognition-based segmentation: uint8 (N, 28, 28) digits ->
-# (confidence float (N,), accepted as a digit bool (N,)). The caller's model: this file has none.
+# (the ten digits' probabilities float (N, 10), accepted as a digit bool (N,)). The caller's
+# model: this file has none.
 Score = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
@@ -725,10 +727,13 @@ def cuts(part: Part, height: float) -> list[Cut]:
     return options
 
 
-def cut_wins(part: Part, cut: Cut, height: float, whole: float, sides: np.ndarray) -> bool:
+def cut_wins(
+    part: Part, cut: Cut, height: float, whole: float, sides: np.ndarray, digits: np.ndarray
+) -> bool:
     """Whether `cut` of `part` reads clearly better than the whole: `whole` is the whole's
     confidence (0 where it is not an accepted digit), `sides` float (2,) the sides' (0 where
-    not accepted). See WIDE, UNREAD_WIDE and WIDEST for the rules."""
+    not accepted) and `digits` int (2,) what they are read as. See WIDE, UNREAD_WIDE and
+    WIDEST for the rules."""
     ratio = part.width / max(part.height, height)
     tall = min(cut.left.height, cut.right.height) / part.height
     sure = float(sides.min())
@@ -737,14 +742,15 @@ def cut_wins(part: Part, cut: Cut, height: float, whole: float, sides: np.ndarra
     if whole == 0:  # what the model judged not a digit becomes a number only on strong evidence
         return (
             ratio >= UNREAD_WIDE
-            and sure >= UNREAD_SURE
+            and sure >= SIDES_SURE
             and cut.strokes <= NECK_STROKES
             and not cut.loop
+            and not (digits == 1).all()
         )
+    if float(sides.prod()) < whole:  # a digit read well stays whole unless its sides read better
+        return False
     widest = ratio >= WIDEST and sure >= WIDEST_SURE and tall >= WIDEST_TALL and not cut.loop
-    return widest or (
-        ratio >= WIDE and sure >= SIDES_SURER and float(sides.prod()) >= whole and cut.strokes <= 1
-    )
+    return widest or (ratio >= WIDE and sure >= SIDES_SURE and cut.strokes <= 1)
 
 
 def joined(first: Part, second: Part) -> Part:
@@ -777,18 +783,20 @@ def best_cuts(
     whole: np.ndarray,
     splits: list[tuple[int, Cut]],
     sides: np.ndarray,
+    digits: np.ndarray,
 ) -> dict[int, Cut]:
     """The cut to keep for each piece that is cut: the index in `parts` -> its Cut, the
     winning one (`cut_wins`) whose sides read most confidently.
 
     `whole` float (len(parts),) is each piece's confidence, 0 where it is not an accepted
     digit; `splits` the options (piece index, Cut); `sides` float (len(splits), 2) their
-    sides' confidences, 0 where not accepted.
+    sides' confidences, 0 where not accepted, and `digits` int (len(splits), 2) what they are
+    read as.
     """
     best: dict[int, tuple[float, Cut]] = {}
-    for (n, cut), pair in zip(splits, sides, strict=True):
+    for (n, cut), pair, read in zip(splits, sides, digits, strict=True):
         worth = float(pair.prod())
-        if worth > best.get(n, (0.0,))[0] and cut_wins(parts[n], cut, height, whole[n], pair):
+        if worth > best.get(n, (0.0,))[0] and cut_wins(parts[n], cut, height, whole[n], pair, read):
             best[n] = (worth, cut)
     return {n: cut for n, (_, cut) in best.items()}
 
@@ -808,10 +816,13 @@ def resegment(parts: list[Part], ink: np.ndarray, height: float, score: Score) -
         return parts
     shown = parts + [whole for _, whole in joins]
     shown += [side for _, cut in splits for side in (cut.left, cut.right)]
-    confidence, accepted = score(np.stack([part.digit(ink, SCORED_SIDE) for part in shown]))
-    sure = np.where(accepted, confidence, 0.0)  # what a reading is worth: nothing if no digit
+    probabilities, accepted = score(np.stack([part.digit(ink, SCORED_SIDE) for part in shown]))
+    # What a reading is worth: its confidence, nothing if it is not a digit.
+    sure = np.where(accepted, probabilities.max(axis=1), 0.0)
     whole, joins_sure = sure[: len(parts)], sure[len(parts) : len(parts) + len(joins)]
-    sides = sure[len(parts) + len(joins) :].reshape(-1, 2)
+    first_side = len(parts) + len(joins)
+    sides = sure[first_side:].reshape(-1, 2)
+    read = probabilities[first_side:].argmax(axis=1).reshape(-1, 2)
     result: dict[int, list[Part]] = {n: [part] for n, part in enumerate(parts)}
     changed: set[int] = set()
     gains = [
@@ -821,7 +832,7 @@ def resegment(parts: list[Part], ink: np.ndarray, height: float, score: Score) -
         if gain > MERGE_MARGIN and not {n, n + 1} & changed:
             result[n], result[n + 1] = [part], []
             changed |= {n, n + 1}
-    for n, cut in best_cuts(parts, height, whole, splits, sides).items():
+    for n, cut in best_cuts(parts, height, whole, splits, sides, read).items():
         if n not in changed:
             result[n] = [cut.left, cut.right]
     return [part for n in range(len(parts)) for part in result[n]]
