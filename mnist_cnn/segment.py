@@ -118,14 +118,14 @@ MINUS_GAP = 1.0
 # A piece at least WIDE times as wide as the digit height (its own or the picture's typical
 # one, the larger) may be two touching digits: a single MNIST digit is rarely wider than tall.
 # A cut's sides are each at least SIDE_TALL of the piece's height (a 0 cut near its side
-# leaves a short arc). When the whole piece is not an accepted digit, a cut would make a
-# number of what the model judged not a digit (a drawn face, a letter, a scribble), so it
-# needs strong evidence: the piece at least UNREAD_WIDE digit heights wide (a V, an N, an M or
-# a % is about as wide as tall, two digits side by side wider), both sides accepted and
-# SIDES_SURE confident, and the cut through at most NECK_STROKES strokes (where two digits
-# touch) and through no loop's inside (`opens_loop`: one closed shape, a 0 or a face's ring),
-# and not read as two 1s (a V, a W, a U come apart into two strokes; two touching 1s are
-# narrower than UNREAD_WIDE) ...
+# leaves a short arc), and no cut is read as two 1s (a V, a W or a U comes apart into two
+# strokes; two touching 1s are narrower than WIDE). When the whole piece is not an accepted
+# digit, a cut would make a number of what the model judged not a digit (a drawn face, a
+# letter, a scribble), so it needs strong evidence: the piece at least UNREAD_WIDE digit
+# heights wide (a V, an N, an M or a % is about as wide as tall, two digits side by side
+# wider), both sides accepted and SIDES_SURE confident, and the cut through at most
+# NECK_STROKES strokes (where two digits touch) and through no loop's inside (`opens_loop`:
+# one closed shape, a 0 or a face's ring) ...
 WIDE = 1.1
 SIDE_TALL = 0.8
 UNREAD_WIDE = 1.15
@@ -148,6 +148,8 @@ CUT_FROM = 0.2  # cuts are tried between this share of the piece's width from ei
 CUTS = 3  # ... at this many of its projection profile's lowest minima (Congedo et al. 1995)
 MAX_SLANT = 0.5  # the writing's slant (columns per row) the cuts follow, at most
 SIDE_INK = 0.12  # each side of a cut holds at least this share of the piece's ink
+SAME_CUT = 0.02  # cuts whose sides differ by less than this share of the ink are one
+CUT_SIDE = 64  # cuts are found on a copy about this many pixels on its longer side
 # Neighbouring pieces at most this share of the digit height apart side-on, together at most
 # MERGED_WIDE of it wide, may be one digit in two strokes (a 4 whose bar stops short) ...
 MERGE_NEAR = 0.2
@@ -697,33 +699,51 @@ class Cut:
     loop: bool
 
 
+def pooled(own: np.ndarray, step: int) -> np.ndarray:
+    """bool (h, w) ink shrunk `step` times each way, a pixel inked where any of its block is
+    (strokes stay joined, however thin)."""
+    height, width = -(-own.shape[0] // step) * step, -(-own.shape[1] // step) * step
+    padded = np.zeros((height, width), bool)
+    padded[: own.shape[0], : own.shape[1]] = own
+    return padded.reshape(height // step, step, width // step, step).any(axis=(1, 3))
+
+
 def cuts(part: Part, height: float) -> list[Cut]:
     """Two-piece cuts of a piece wide enough to be two touching digits (see boundaries;
-    Congedo, Dimauro, Impedovo and Pirlo 1995, "Segmentation of numeric strings"), without
-    repeats. Empty for a piece narrower than WIDE digit heights; each side holds SIDE_INK of
-    the ink, is at least SIDE_TALL of the piece's height and at most SIDE_WIDE times as wide
-    as tall."""
+    Congedo, Dimauro, Impedovo and Pirlo 1995, "Segmentation of numeric strings") that could
+    win with the best readings (`cut_wins`), without near repeats. Empty for a piece narrower
+    than WIDE digit heights; each side holds SIDE_INK of the ink and is at most SIDE_WIDE
+    times as wide as tall; two cuts whose sides differ by under SAME_CUT of the ink are one.
+
+    The cuts are found on a copy at most about CUT_SIDE pixels on its longer side (a drop's
+    fall is a loop over the rows) and drawn through the piece at its own size."""
     if part.width < WIDE * max(part.height, height):
         return []
-    total = part.own.sum()
-    columns = np.arange(part.own.shape[1])
-    enclosed = holes(part.own)
-    options, seen = [], set()
-    for boundary in boundaries(part):
-        left = part.own & (columns[None, :] < boundary[:, None])
-        right = part.own & ~left
-        key = np.packbits(left).tobytes()
-        if key in seen or min(left.sum(), right.sum()) < SIDE_INK * total:
-            continue
-        seen.add(key)
-        sides = (cropped(left, *part.box[:2]), cropped(right, *part.box[:2]))
-        # No cut with a side short or wide for a digit wins (best_cuts): not worth scoring.
-        if (
-            min(side.height for side in sides) >= SIDE_TALL * part.height
-            and max(side.width / side.height for side in sides) <= SIDE_WIDE
+    step = max(1, round(max(part.own.shape) / CUT_SIDE))
+    small = Part(pooled(part.own, step), part.box)
+    total = small.own.sum()
+    columns, rows = np.arange(small.own.shape[1]), np.arange(part.height) // step
+    enclosed = holes(small.own)
+    options, kept = [], []
+    best = np.ones(2), np.zeros(2, int)  # sides read as surely as can be, as no two 1s
+    for boundary in boundaries(small):
+        left = small.own & (columns[None, :] < boundary[:, None])
+        if min(left.sum(), total - left.sum()) < SIDE_INK * total or any(
+            np.count_nonzero(left ^ other) < SAME_CUT * total for other in kept
         ):
-            strokes = strokes_cut(part.own, boundary)
-            options.append(Cut(*sides, strokes, opens_loop(enclosed, boundary)))
+            continue
+        kept.append(left)
+        at_size = part.own & (np.arange(part.width)[None, :] < step * boundary[rows][:, None])
+        right = part.own & ~at_size
+        if not at_size.any() or not right.any():
+            continue
+        sides = (cropped(at_size, *part.box[:2]), cropped(right, *part.box[:2]))
+        if max(side.width / side.height for side in sides) > SIDE_WIDE:
+            continue
+        cut = Cut(*sides, strokes_cut(small.own, boundary), opens_loop(enclosed, boundary))
+        # Scoring costs most of the time: only a cut that could win, read at best, is scored.
+        if any(cut_wins(part, cut, height, whole, *best) for whole in (0.0, 1.0)):
+            options.append(cut)
     return options
 
 
@@ -737,7 +757,7 @@ def cut_wins(
     ratio = part.width / max(part.height, height)
     tall = min(cut.left.height, cut.right.height) / part.height
     sure = float(sides.min())
-    if tall < SIDE_TALL:
+    if tall < SIDE_TALL or (digits == 1).all():  # a V, a W, a U comes apart into two 1s
         return False
     if whole == 0:  # what the model judged not a digit becomes a number only on strong evidence
         return (
@@ -745,7 +765,6 @@ def cut_wins(
             and sure >= SIDES_SURE
             and cut.strokes <= NECK_STROKES
             and not cut.loop
-            and not (digits == 1).all()
         )
     if float(sides.prod()) < whole:  # a digit read well stays whole unless its sides read better
         return False
