@@ -158,7 +158,8 @@ MERGE_NEAR = 0.2
 SCORED_SIDE = 56
 MERGED_WIDE = 1.3
 # ... and are one when the joined piece is an accepted digit whose confidence beats the
-# product of the pieces' confidences by this much: two digits each read well stay two.
+# product of the pieces' confidences by this much: two digits each read well stay two (and
+# when neither piece is a digit, it reads SIDES_SURE: a number is not made of non-digits).
 MERGE_MARGIN = 0.15
 PIECES_PER_DIGIT = 4  # a digit is rarely in more pieces: more pieces than 4 * 32 is a page
 
@@ -848,7 +849,9 @@ def resegment(parts: list[Part], ink: np.ndarray, height: float, score: Score) -
         (joins_sure[k] - whole[n] * whole[n + 1], n, part) for k, (n, part) in enumerate(joins)
     ]
     for gain, n, part in sorted(gains, key=lambda g: -g[0]):
-        if gain > MERGE_MARGIN and not {n, n + 1} & changed:
+        # Two pieces neither of which is a digit make one only when it reads SIDES_SURE.
+        unread = whole[n] == 0 and whole[n + 1] == 0 and gain < SIDES_SURE
+        if gain > MERGE_MARGIN and not unread and not {n, n + 1} & changed:
             result[n], result[n + 1] = [part], []
             changed |= {n, n + 1}
     for n, cut in best_cuts(parts, height, whole, splits, sides, read).items():
