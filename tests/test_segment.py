@@ -458,6 +458,28 @@ def non_digit_pictures() -> list[tuple[Image.Image, str]]:
     return pictures
 
 
+def widest(digits: np.ndarray, count: int) -> np.ndarray:
+    """The indices of the `count` digits uint8 (N, 28, 28) whose ink is widest for its height."""
+    inked_rows, inked_cols = digits.any(axis=2), digits.any(axis=1)
+    spans = [
+        np.ptp(np.flatnonzero(cols)) / max(1, np.ptp(np.flatnonzero(rows)))
+        for rows, cols in zip(inked_rows, inked_cols, strict=True)
+    ]
+    return np.argsort(spans)[-count:]
+
+
+@pytest.mark.parametrize("label", [0, 1, 4, 7])
+def test_the_widest_single_digits_are_not_cut_in_two(reader, mnist, label):
+    # A wide 0, a slanted 1, a wide 4, a 7 with a long bar: the 8 widest of each among the
+    # 10,000 MNIST test digits, as 280x280 black-on-white files. Reading them cuts none: as
+    # many candidates as finding them without the model's score (one, or for a 4 whose
+    # strokes lie far apart, its pieces).
+    (rows,) = np.nonzero(mnist.y_test == label)
+    for index in rows[widest(mnist.x_test[rows], 8)]:
+        page = Image.fromarray(255 - mnist.x_test[index]).resize((280, 280), Image.BILINEAR)
+        assert len(reader.read(page).digits) == len(find_digits(page)), index
+
+
 def test_non_digit_shapes_are_not_read_as_numbers_of_several_digits(reader):
     read = [(name, reading_or_none(reader, picture)) for picture, name in non_digit_pictures()]
     several = [(name, number) for name, number in read if len(number.strip("-.")) >= 2]
