@@ -463,8 +463,8 @@ def frames(stats: np.ndarray) -> np.ndarray:
 def coverage(band: np.ndarray, count: int) -> np.ndarray:
     """int (count,): for each label, at how many positions along a side it appears in `band`,
     the labels int (depth, L) of the rows nearest that side (along its length L)."""
-    positions = np.broadcast_to(np.arange(band.shape[1]), band.shape)
-    pairs = np.unique(band.astype(np.int64).ravel() * band.shape[1] + positions.ravel())
+    _, positions = np.nonzero(band)  # only the ink: the band is mostly paper
+    pairs = np.unique(band[band > 0].astype(np.int64) * band.shape[1] + positions)
     return np.bincount(pairs // band.shape[1], minlength=count)[:count]
 
 
