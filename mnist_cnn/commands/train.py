@@ -213,8 +213,8 @@ def with_defaults(flags: dict) -> dict:
         "batch_size": FINETUNE_BATCH_SIZE if tuning else DEFAULTS.batch_size,
         "own_digits": user_own_digits_dir() if tuning else None,
     }
-    return {**flags, **{name: flags[name] if flags[name] is not None else value
-                        for name, value in filled.items()}}  # fmt: skip
+    given = {name: value for name, value in flags.items() if value is not None}
+    return {**flags, **filled, **given}
 
 
 def run_training(config: TrainConfig, progress: Progress) -> None:
