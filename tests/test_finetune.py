@@ -297,3 +297,18 @@ def test_fine_tuning_has_its_own_defaults_and_given_flags_win():
     assert (scratch["epochs"], scratch["batch_size"], scratch["own_digits"]) == (3, 256, None)
     given = with_defaults(vars(parse_args(["--start-from", "m.keras", "--epochs", "1"])))
     assert given["epochs"] == 1
+
+
+@pytest.mark.slow
+def test_own_digits_join_a_run_from_scratch_with_its_progress(tmp_path):
+    own = own_folder(tmp_path / "own", bars(6), 1)
+    out, progress = tmp_path / "m.keras", tmp_path / "p.json"
+    result = run_train("--own-digits", str(own), "--model-path", str(out), "--progress-file",
+                       str(progress), "--plots-dir", str(tmp_path / "plots"), "--outliers", "0",
+                       "--limit", "500", "--epochs", "1", "--batch-size", "64")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Own digits: 6 pictures" in result.stdout
+    state = json.loads(progress.read_text())
+    assert (state["stage"], state["epoch"], state["epochs"]) == ("done", 1, 1)
+    assert state["before"] is None and state["after"] is None
+    assert out.is_file() and onnx_beside(out).is_file() and ood.stats_path(out).is_file()
