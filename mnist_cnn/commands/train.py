@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help=f"images per training step. None: {DEFAULTS.batch_size}, or {FINETUNE_BATCH_SIZE} "
-        "with --start-from (half of them your own digits)",
+        "with --start-from (a quarter of them your own digits)",
     )
     parser.add_argument(
         "--learning-rate",
