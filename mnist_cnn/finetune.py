@@ -57,7 +57,6 @@ MIN_PICTURES = 2  # one to learn from and one to measure on, at the least
 OWN_SHARE = 0.25  # of each batch: the person's digits; the rest MNIST (and non-digits)
 OUTLIER_SHARE = 0.1  # of the MNIST part: non-digits, as in a full run (6,000 in 60,000)
 MAX_OUTLIERS = 2000  # generated once (about 3 s) and cached; enough to draw from
-MNIST_DEGRADE = 0.3  # the full run's share of degraded MNIST digits (config.TrainConfig.degrade)
 # The person's pictures' deformations: elastic (Simard et al. 2003's MNIST values) for half
 # of them, then every one rotated, scaled and shifted by up to these.
 ELASTIC_SHARE = 0.5
@@ -183,9 +182,9 @@ class MixedBatches(keras.utils.PyDataset):
     """`steps` batches an epoch, each OWN_SHARE the person's digits (deformed and degraded
     afresh; `own` uint8 (N, 28, 28) and labels (N,)) and the rest MNIST digits (`mnist`: uint8
     (M, 28, 28) and float32 targets (M, 10)), OUTLIER_SHARE of those replaced by `outliers`
-    with a uniform target and weight OUTLIER_WEIGHT. Yields (float32 (B, 28, 28, 1) in
-    [0, 1], float32 (B, 10), float32 (B,)). Batch `index` of epoch `e` is the same for the
-    same `seed`, whatever came before."""
+    with a uniform target and weight OUTLIER_WEIGHT, a `degrade` share of them degraded.
+    Yields (float32 (B, 28, 28, 1) in [0, 1], float32 (B, 10), float32 (B,)). Batch `index`
+    of epoch `e` is the same for the same `seed`, whatever came before."""
 
     def __init__(
         self,
@@ -195,12 +194,14 @@ class MixedBatches(keras.utils.PyDataset):
         batch_size: int,
         steps: int,
         seed: int,
+        degrade: float = 0.0,
     ):
         super().__init__()
         self.own_x, self.own_y = own
         self.mnist_x, self.mnist_targets = mnist
         self.outliers = outliers
         self.batch_size, self.steps, self.seed = batch_size, steps, seed
+        self.degrade = degrade
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -219,7 +220,7 @@ class MixedBatches(keras.utils.PyDataset):
         others = np.concatenate(
             [self.mnist_x[rows], self.outliers[rng.integers(0, len(self.outliers), n_outliers)]]
         )
-        others = random_affine(degrade_batch(others, rng, MNIST_DEGRADE), rng, 0, 0, MNIST_SHIFT)
+        others = random_affine(degrade_batch(others, rng, self.degrade), rng, 0, 0, MNIST_SHIFT)
         uniform = np.full((n_outliers, NUM_CLASSES), 1.0 / NUM_CLASSES, np.float32)
         mine = degrade_batch(deform_own(self.own_x[own], rng), rng, OWN_DEGRADE)
         images = np.concatenate([mine, others])
@@ -320,6 +321,7 @@ def finetune_locked(
             config.batch_size,
             steps,
             config.seed + run,
+            config.degrade,  # the MNIST part degraded as in a full run (--degrade)
         )
         callback = report_progress(progress, clock, run * config.epochs)
         fit_once(model, start, batches, config, callback)

@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help=f"images per training step. None: {DEFAULTS.batch_size}, or {FINETUNE_BATCH_SIZE} "
-        "with --start-from (half of them your own digits)",
+        "with --start-from (a quarter of them your own digits)",
     )
     parser.add_argument(
         "--learning-rate",
@@ -213,8 +213,8 @@ def with_defaults(flags: dict) -> dict:
         "batch_size": FINETUNE_BATCH_SIZE if tuning else DEFAULTS.batch_size,
         "own_digits": user_own_digits_dir() if tuning else None,
     }
-    return {**flags, **{name: flags[name] if flags[name] is not None else value
-                        for name, value in filled.items()}}  # fmt: skip
+    given = {name: value for name, value in flags.items() if value is not None}
+    return {**flags, **filled, **given}
 
 
 def run_training(config: TrainConfig, progress: Progress) -> None:
