@@ -6,6 +6,10 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Pillow is imported by the caller that has a picture to save
+    from PIL import Image, PngImagePlugin
 
 
 def file_sha256(path: Path) -> str:
@@ -24,6 +28,16 @@ def write_json_atomically(data: object, path: Path) -> Path:
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def write_png_atomically(
+    image: Image.Image, path: Path, info: PngImagePlugin.PngInfo | None = None
+) -> None:
+    """Save a PNG (with the text chunks of `info`) to a temp file beside `path`, then rename:
+    no half-written picture."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    image.save(tmp, format="PNG", pnginfo=info)
+    os.replace(tmp, path)
 
 
 def history_path(model_path: Path) -> Path:

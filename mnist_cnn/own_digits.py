@@ -25,6 +25,7 @@ from PIL import Image, PngImagePlugin
 
 from mnist_cnn.data import IMAGE_SIZE
 from mnist_cnn.errors import UserError
+from mnist_cnn.files import write_png_atomically
 from mnist_cnn.preprocess import DECODE_SCALE, flatten, has_transparency, open_image, to_mnist
 
 LABELS = tuple(str(digit) for digit in range(10))
@@ -55,15 +56,6 @@ def content_name(digit: np.ndarray) -> str:
     """The file stem of a uint8 (28, 28) digit: the first 16 hex digits of its pixels' SHA-256."""
     pixels = np.ascontiguousarray(digit, dtype=np.uint8)
     return hashlib.sha256(pixels.tobytes()).hexdigest()[:NAME_LENGTH]
-
-
-def write_png_atomically(
-    image: Image.Image, path: Path, info: PngImagePlugin.PngInfo | None = None
-) -> None:
-    """Save a PNG to a temp file beside `path`, then rename: no half-written picture."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG", pnginfo=info)
-    os.replace(tmp, path)
 
 
 def model_input_info() -> PngImagePlugin.PngInfo:
