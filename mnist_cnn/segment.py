@@ -115,35 +115,50 @@ MINUS_GAP = 1.0
 # Recognition-based segmentation (Fujisawa, Nakano and Kurino 1992, "Segmentation methods for
 # character recognition: from segmentation to document structure analysis"): a piece is cut,
 # or two pieces joined, only where the classifier reads the result clearly better.
-# A piece at least WIDE times as wide as the digit height (its own or the picture's typical
-# one, the larger) may be two touching digits: a single MNIST digit is rarely wider than tall.
-# A cut's sides are each at least SIDE_TALL of the piece's height (a 0 cut near its side
-# leaves a short arc), and no cut is read as two 1s (a V, a W or a U comes apart into two
-# strokes; two touching 1s are narrower than WIDE). When the whole piece is not an accepted
-# digit, a cut would make a number of what the model judged not a digit (a drawn face, a
-# letter, a scribble), so it needs strong evidence: the piece at least UNREAD_WIDE digit
-# heights wide (a V, an N, an M or a % is about as wide as tall, two digits side by side
-# wider), both sides accepted and SIDES_SURE confident, and the cut through at most
-# NECK_STROKES strokes (where two digits touch) and through no loop's inside (`opens_loop`:
-# one closed shape, a 0 or a face's ring) ...
-WIDE = 1.1
-SIDE_TALL = 0.8
-UNREAD_WIDE = 1.15
+# A piece at least UNREAD_WIDE times as wide as the digit height (its own or the picture's
+# typical one, the larger) may be two touching digits: a single MNIST digit is rarely wider
+# than tall. A cut's sides are each at least SIDE_TALL of the piece's height (a 0 cut near its
+# side leaves a short arc), no cut is read as two 1s (a V, a W or a U comes apart into two
+# strokes; two touching 1s are narrower than that), and a cut with a side read as 1 needs a
+# piece ONE_WIDE wide: a letter's upright (an n, an H, an R) reads as a 1 beside the rest.
+# When the whole piece is not an accepted digit, a cut would make a number of what the model
+# judged not a digit (a drawn face, a letter, a scribble), so it needs strong evidence: both
+# sides accepted and SIDES_SURE confident, the cut through at most NECK_STROKES strokes (where
+# two digits touch) and, for a piece under LOOP_WIDE digit heights, through no loop's inside
+# (`opens_loop`: one closed shape, a 0 or a face's ring; two digits side by side that touch
+# twice close a loop between them, and are wider) ...
+UNREAD_WIDE = 1.05
+SIDE_TALL = 0.75
+ONE_WIDE = 1.2
 SIDES_SURE = 0.95
 NECK_STROKES = 2
+LOOP_WIDE = 1.2
 LOOP_TALL = 0.25  # a loop's inside is at least this share of the piece's height
-# ... and when the whole is an accepted digit, its sides' confidences' product is at least
-# the whole's and, WIDE, the cut goes through one stroke only (a 0 is cut through two) and
-# both sides are SIDES_SURE confident ...
+# ... and when the whole is an accepted digit, the model's doubt is compared, one minus the
+# confidence on a log10 scale (a single digit reads at 0.9999, two touching ones at 0.9 with
+# each side at 0.99999), floored at DOUBT_FLOOR (float32's resolution near 1). A cut wins
+# when the piece is at least WIDE digit heights wide, its sides SURE confident and each
+# SURE_TALL of its height, and the whole's log-doubt exceeds the sides' (their confidences'
+# product) by at least DOUBTS less DOUBT_PER_WIDTH for each digit height of width beyond
+# WIDE (a wider piece is likelier two digits) ...
+WIDE = 1.1
+SURE = 0.99
+SURE_TALL = 0.8
+DOUBTS = 1.0
+DOUBT_PER_WIDTH = 2.0
+DOUBT_FLOOR = 1e-6
 # ... or, at this width, which single digits reach about once in a hundred even slanted, when
-# both sides are at least WIDEST_SURE confident and WIDEST_TALL of the piece's height, and the
-# cut opens no loop.
+# both sides are at least WIDEST_SURE confident and WIDEST_TALL of the piece's height, the cut
+# opens no loop, and the sides' log-doubt is at most WIDEST_DOUBTS above the whole's.
 WIDEST = 1.35
-WIDEST_SURE = 0.7
+WIDEST_SURE = 0.9
 WIDEST_TALL = 0.95
-# (Chosen on generated touching pairs, against the 10,000 MNIST test digits drawn alone and
-# 3,000 generated non-digits (synthetic.make_outliers), with the shipped model's confidences.)
-SIDE_WIDE = 1.2  # ... and neither side is wider than this many times its height
+WIDEST_DOUBTS = 0.5
+# (Chosen on 1,000 generated touching pairs of MNIST training digits, against 11,984 MNIST
+# training digits at least 0.85 as wide as tall drawn alone, and 4,200 generated non-digits:
+# synthetic.make_outliers and letters and symbols of the DejaVu faces, with the shipped
+# model's confidences.)
+SIDE_WIDE = 1.35  # ... and neither side is wider than this many times its height
 CUT_FROM = 0.2  # cuts are tried between this share of the piece's width from either side ...
 CUTS = 3  # ... at this many of its projection profile's lowest minima (Congedo et al. 1995)
 MAX_SLANT = 0.5  # the writing's slant (columns per row) the cuts follow, at most
@@ -713,12 +728,13 @@ def cuts(part: Part, height: float) -> list[Cut]:
     """Two-piece cuts of a piece wide enough to be two touching digits (see boundaries;
     Congedo, Dimauro, Impedovo and Pirlo 1995, "Segmentation of numeric strings") that could
     win with the best readings (`cut_wins`), without near repeats. Empty for a piece narrower
-    than WIDE digit heights; each side holds SIDE_INK of the ink and is at most SIDE_WIDE
-    times as wide as tall; two cuts whose sides differ by under SAME_CUT of the ink are one.
+    than UNREAD_WIDE (or WIDE) digit heights; each side holds SIDE_INK of the ink and is at
+    most SIDE_WIDE times as wide as tall; two cuts whose sides differ by under SAME_CUT of the
+    ink are one.
 
     The cuts are found on a copy at most about CUT_SIDE pixels on its longer side (a drop's
     fall is a loop over the rows) and drawn through the piece at its own size."""
-    if part.width < WIDE * max(part.height, height):
+    if part.width < min(WIDE, UNREAD_WIDE) * max(part.height, height):
         return []
     step = max(1, round(max(part.own.shape) / CUT_SIDE))
     small = Part(pooled(part.own, step), part.box)
@@ -726,7 +742,7 @@ def cuts(part: Part, height: float) -> list[Cut]:
     columns, rows = np.arange(small.own.shape[1]), np.arange(part.height) // step
     enclosed = holes(small.own)
     options, kept = [], []
-    best = np.ones(2), np.zeros(2, int)  # sides read as surely as can be, as no two 1s
+    best = np.ones(2), np.full(2, -1)  # sides read as surely as can be, as no 1 at all
     for boundary in boundaries(small):
         left = small.own & (columns[None, :] < boundary[:, None])
         if min(left.sum(), total - left.sum()) < SIDE_INK * total or any(
@@ -743,9 +759,15 @@ def cuts(part: Part, height: float) -> list[Cut]:
             continue
         cut = Cut(*sides, strokes_cut(small.own, boundary), opens_loop(enclosed, boundary))
         # Scoring costs most of the time: only a cut that could win, read at best, is scored.
-        if any(cut_wins(part, cut, height, whole, *best) for whole in (0.0, 1.0)):
+        # A whole not accepted, or read as unsurely as ten classes allow, is the best case.
+        if any(cut_wins(part, cut, height, whole, *best) for whole in (0.0, 0.1)):
             options.append(cut)
     return options
+
+
+def doubt(confidence: float) -> float:
+    """log10 of one minus a confidence, floored at DOUBT_FLOOR: how far a reading is from sure."""
+    return math.log10(max(1.0 - confidence, DOUBT_FLOOR))
 
 
 def cut_wins(
@@ -753,24 +775,32 @@ def cut_wins(
 ) -> bool:
     """Whether `cut` of `part` reads clearly better than the whole: `whole` is the whole's
     confidence (0 where it is not an accepted digit), `sides` float (2,) the sides' (0 where
-    not accepted) and `digits` int (2,) what they are read as. See WIDE, UNREAD_WIDE and
+    not accepted) and `digits` int (2,) what they are read as. See UNREAD_WIDE, WIDE and
     WIDEST for the rules."""
     ratio = part.width / max(part.height, height)
     tall = min(cut.left.height, cut.right.height) / part.height
     sure = float(sides.min())
     if tall < SIDE_TALL or (digits == 1).all():  # a V, a W, a U comes apart into two 1s
         return False
+    if sure == 0 or ((digits == 1).any() and ratio < ONE_WIDE):
+        return False
     if whole == 0:  # what the model judged not a digit becomes a number only on strong evidence
         return (
             ratio >= UNREAD_WIDE
             and sure >= SIDES_SURE
             and cut.strokes <= NECK_STROKES
-            and not cut.loop
+            and (ratio >= LOOP_WIDE or not cut.loop)
         )
-    if float(sides.prod()) < whole:  # a digit read well stays whole unless its sides read better
-        return False
-    widest = ratio >= WIDEST and sure >= WIDEST_SURE and tall >= WIDEST_TALL and not cut.loop
-    return widest or (ratio >= WIDE and sure >= SIDES_SURE and cut.strokes <= 1)
+    # How much surer the sides are than the whole, in powers of ten of their doubt.
+    surer = doubt(whole) - doubt(float(sides.prod()))
+    if ratio >= WIDEST and sure >= WIDEST_SURE and tall >= WIDEST_TALL and not cut.loop:
+        return surer >= -WIDEST_DOUBTS
+    return (
+        ratio >= WIDE
+        and sure >= SURE
+        and tall >= SURE_TALL
+        and surer + DOUBT_PER_WIDTH * (ratio - WIDE) >= DOUBTS
+    )
 
 
 def joined(first: Part, second: Part) -> Part:
