@@ -138,12 +138,14 @@ LOOP_TALL = 0.25  # a loop's inside is at least this share of the piece's height
 # confidence on a log10 scale (a single digit reads at 0.9999, two touching ones at 0.9 with
 # each side at 0.99999), floored at DOUBT_FLOOR (float32's resolution near 1). A cut wins
 # when the piece is at least WIDE digit heights wide, its sides SURE confident and each
-# SURE_TALL of its height, and the whole's log-doubt exceeds the sides' (their confidences'
-# product) by at least DOUBTS less DOUBT_PER_WIDTH for each digit height of width beyond
-# WIDE (a wider piece is likelier two digits) ...
+# SURE_TALL of its height, the cut through at most SURE_STROKES strokes, and the whole's
+# log-doubt exceeds the sides' (their confidences' product) by at least DOUBTS less
+# DOUBT_PER_WIDTH for each digit height of width beyond WIDE (a wider piece is likelier two
+# digits) ...
 WIDE = 1.1
 SURE = 0.99
 SURE_TALL = 0.8
+SURE_STROKES = 3
 DOUBTS = 1.0
 DOUBT_PER_WIDTH = 2.0
 DOUBT_FLOOR = 1e-6
@@ -724,17 +726,23 @@ def pooled(own: np.ndarray, step: int) -> np.ndarray:
     return padded.reshape(height // step, step, width // step, step).any(axis=(1, 3))
 
 
-def cuts(part: Part, height: float) -> list[Cut]:
+def may_cut(part: Part, height: float) -> bool:
+    """Whether a piece is wide enough to be two touching digits: UNREAD_WIDE (or WIDE, the
+    smaller) of its height or the digit `height`, the larger."""
+    return part.width >= min(WIDE, UNREAD_WIDE) * max(part.height, height)
+
+
+def cuts(part: Part, height: float, whole: float) -> list[Cut]:
     """Two-piece cuts of a piece wide enough to be two touching digits (see boundaries;
     Congedo, Dimauro, Impedovo and Pirlo 1995, "Segmentation of numeric strings") that could
-    win with the best readings (`cut_wins`), without near repeats. Empty for a piece narrower
-    than UNREAD_WIDE (or WIDE) digit heights; each side holds SIDE_INK of the ink and is at
-    most SIDE_WIDE times as wide as tall; two cuts whose sides differ by under SAME_CUT of the
-    ink are one.
+    win against the whole's confidence `whole` (0 where it is not an accepted digit) with
+    the best readings of their sides (`cut_wins`), without near repeats. Empty where
+    `may_cut` is not; each side holds SIDE_INK of the ink and is at most SIDE_WIDE times as
+    wide as tall; two cuts whose sides differ by under SAME_CUT of the ink are one.
 
     The cuts are found on a copy at most about CUT_SIDE pixels on its longer side (a drop's
     fall is a loop over the rows) and drawn through the piece at its own size."""
-    if part.width < min(WIDE, UNREAD_WIDE) * max(part.height, height):
+    if not may_cut(part, height):
         return []
     step = max(1, round(max(part.own.shape) / CUT_SIDE))
     small = Part(pooled(part.own, step), part.box)
@@ -759,8 +767,7 @@ def cuts(part: Part, height: float) -> list[Cut]:
             continue
         cut = Cut(*sides, strokes_cut(small.own, boundary), opens_loop(enclosed, boundary))
         # Scoring costs most of the time: only a cut that could win, read at best, is scored.
-        # A whole not accepted, or read as unsurely as ten classes allow, is the best case.
-        if any(cut_wins(part, cut, height, whole, *best) for whole in (0.0, 0.1)):
+        if cut_wins(part, cut, height, whole, *best):
             options.append(cut)
     return options
 
@@ -799,6 +806,7 @@ def cut_wins(
         ratio >= WIDE
         and sure >= SURE
         and tall >= SURE_TALL
+        and cut.strokes <= SURE_STROKES
         and surer + DOUBT_PER_WIDTH * (ratio - WIDE) >= DOUBTS
     )
 
@@ -851,28 +859,38 @@ def best_cuts(
     return {n: cut for n, (_, cut) in best.items()}
 
 
+def readings(pieces: list[Part], ink: np.ndarray, score: Score) -> tuple[np.ndarray, np.ndarray]:
+    """`score`'s reading of pieces on the work-size ink float (H, W), each at most SCORED_SIDE
+    on its longer side: what each is worth, float (N,) (its confidence, 0 where it is not an
+    accepted digit), and the digit it reads as, int (N,). No call for no pieces."""
+    if not pieces:
+        return np.zeros(0), np.zeros(0, int)
+    probabilities, accepted = score(np.stack([piece.digit(ink, SCORED_SIDE) for piece in pieces]))
+    return np.where(accepted, probabilities.max(axis=1), 0.0), probabilities.argmax(axis=1)
+
+
 def resegment(parts: list[Part], ink: np.ndarray, height: float, score: Score) -> list[Part]:
     """Recognition-based segmentation (Fujisawa et al. 1992): join neighbouring pieces that
     read as one digit clearly better (`may_join`, MERGE_MARGIN), and cut wide pieces that
-    read as two digits clearly better (`cuts`, `best_cuts`), all options scored by `score`
-    in one batched call. `parts` are left to right; so is the result."""
+    read as two digits clearly better (`cuts`, `best_cuts`): the pieces and joins scored by
+    `score` in one batched call, then the cuts that could still win in another. `parts` are
+    left to right; so is the result."""
     joins = [
         (n, joined(parts[n], parts[n + 1]))
         for n in range(len(parts) - 1)
         if may_join(parts[n], parts[n + 1], height)
     ]
-    splits = [(n, pair) for n, part in enumerate(parts) for pair in cuts(part, height)]
-    if not joins and not splits:
+    wide = [n for n, part in enumerate(parts) if may_cut(part, height)]
+    if not joins and not wide:
         return parts
-    shown = parts + [whole for _, whole in joins]
-    shown += [side for _, cut in splits for side in (cut.left, cut.right)]
-    probabilities, accepted = score(np.stack([part.digit(ink, SCORED_SIDE) for part in shown]))
-    # What a reading is worth: its confidence, nothing if it is not a digit.
-    sure = np.where(accepted, probabilities.max(axis=1), 0.0)
-    whole, joins_sure = sure[: len(parts)], sure[len(parts) : len(parts) + len(joins)]
-    first_side = len(parts) + len(joins)
-    sides = sure[first_side:].reshape(-1, 2)
-    read = probabilities[first_side:].argmax(axis=1).reshape(-1, 2)
+    sure, _ = readings(parts + [whole for _, whole in joins], ink, score)
+    whole, joins_sure = sure[: len(parts)], sure[len(parts) :]
+    # The cuts that could win against the whole's actual reading are read in a second call:
+    # a single digit read as surely as float32 tells, under WIDEST wide, costs no options.
+    splits = [(n, cut) for n in wide for cut in cuts(parts[n], height, float(whole[n]))]
+    sides, read = readings(
+        [side for _, cut in splits for side in (cut.left, cut.right)], ink, score
+    )
     result: dict[int, list[Part]] = {n: [part] for n, part in enumerate(parts)}
     changed: set[int] = set()
     gains = [
@@ -884,7 +902,9 @@ def resegment(parts: list[Part], ink: np.ndarray, height: float, score: Score) -
         if gain > MERGE_MARGIN and not unread and not {n, n + 1} & changed:
             result[n], result[n + 1] = [part], []
             changed |= {n, n + 1}
-    for n, cut in best_cuts(parts, height, whole, splits, sides, read).items():
+    for n, cut in best_cuts(
+        parts, height, whole, splits, sides.reshape(-1, 2), read.reshape(-1, 2)
+    ).items():
         if n not in changed:
             result[n] = [cut.left, cut.right]
     return [part for n in range(len(parts)) for part in result[n]]
