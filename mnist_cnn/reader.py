@@ -24,7 +24,7 @@ from mnist_cnn.engine import engine_name
 from mnist_cnn.errors import UnreadableImageError, UserError
 from mnist_cnn.predict import Classifier, load_classifier, top_k
 from mnist_cnn.preprocess import DECODE_SCALE, check_pixels, open_image
-from mnist_cnn.segment import Candidate, find_digits, whole_picture
+from mnist_cnn.segment import Candidate, Found, Symbol, find_number, whole_picture
 
 Source = str | Path | bytes | np.ndarray | Image.Image
 DECIMALS = 6  # probabilities and scores in JSON: finer than any float32 difference that matters
@@ -72,6 +72,8 @@ class Reading:
     source: str
     digits: tuple[DigitReading, ...]
     size: tuple[int, int]
+    symbols: tuple[Symbol, ...] = ()  # the decimal point and leading minus found, if any
+    notes: tuple[str, ...] = ()  # what could not be told apart (a point from a speck)
 
     @property
     def accepted(self) -> list[DigitReading]:
@@ -80,8 +82,13 @@ class Reading:
 
     @property
     def number(self) -> str:
-        """The digits judged digits, as a string ("" when none is)."""
-        return "".join(str(digit.digit) for digit in self.accepted)
+        """The digits judged digits, with the decimal point and minus where they were found,
+        as a string ("-3.14"; "" when no digit is)."""
+        if not self.accepted:
+            return ""
+        marks = [(digit.box[0], str(digit.digit)) for digit in self.accepted]
+        marks += [(symbol.box[0], symbol.text) for symbol in self.symbols]
+        return "".join(text for _, text in sorted(marks))
 
     @property
     def is_digit(self) -> bool:
@@ -94,14 +101,15 @@ class Reading:
         return max(self.digits, key=lambda digit: digit.confidence)
 
     def to_dict(self, k: int = 1) -> dict:
-        """JSON-ready, one shape for every picture: path, number, is_digit, size and digits
-        (every candidate, DigitReading.to_dict with the top `k`)."""
+        """JSON-ready, one shape for every picture: path, number, is_digit, size, digits
+        (every candidate, DigitReading.to_dict with the top `k`) and notes."""
         return {
             "path": self.source,
             "number": self.number,
             "is_digit": self.is_digit,
             "size": list(self.size),
             "digits": [digit.to_dict(k) for digit in self.digits],
+            "notes": list(self.notes),
         }
 
 
@@ -215,16 +223,20 @@ class Reader:
         in its place, so one bad file does not stop the rest."""
         sources = list(sources)
         names = [describe(source) for source in sources] if names is None else list(names)
-        found: list[tuple[str, tuple[int, int], list[Candidate]] | UserError] = []
+        found: list[tuple[str, tuple[int, int], Found] | UserError] = []
         for source, name in zip(sources, names, strict=True):
             try:
                 image = as_image(source, name)
-                candidates = [whole_picture(image, name)] if single else find_digits(image, name)
-                found.append((name, size_of(image), candidates))
+                number = (
+                    Found([whole_picture(image, name)], [], [])
+                    if single
+                    else find_number(image, name, self.score)
+                )
+                found.append((name, size_of(image), number))
             except UserError as error:
                 found.append(error)
         pictures = [entry for entry in found if not isinstance(entry, UserError)]
-        digits = [candidate for _, _, candidates in pictures for candidate in candidates]
+        digits = [candidate for _, _, number in pictures for candidate in number.digits]
         stacked = (
             np.stack([c.digit for c in digits])
             if digits
@@ -234,9 +246,21 @@ class Reader:
         return [
             entry
             if isinstance(entry, UserError)
-            else Reading(entry[0], tuple(next(readings) for _ in entry[2]), entry[1])
+            else Reading(
+                entry[0],
+                tuple(next(readings) for _ in entry[2].digits),
+                entry[1],
+                tuple(entry[2].symbols),
+                tuple(entry[2].notes),
+            )
             for entry in found
         ]
+
+    def score(self, digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """segment.Score for recognition-based segmentation: uint8 (N, 28, 28) -> the model's
+        probabilities float (N, 10) and its not-a-digit verdict bool (N,) (True: a digit)."""
+        said = self.classifier.classify(digits)
+        return said.probabilities, said.is_digit
 
     def digit_readings(self, candidates: list[Candidate], stacked: np.ndarray) -> list:
         """A DigitReading per candidate, from one classifier pass over uint8 (N, 28, 28)."""

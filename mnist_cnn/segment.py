@@ -4,15 +4,20 @@ Pure: an image in, candidates out. After preprocess.py's polarity and lighting s
   1. estimates the background locally when the light is uneven (a shadow's edge is lighting),
   2. erases long thin straight lines (ruled and squared paper, margins, a form's frame),
      keeping the digit's own strokes where they cross or run along a line,
-  3. splits the rest into connected components (OpenCV), merges the pieces of one digit,
-     drops specks much smaller than the digits, and orders the digits left to right,
-  4. gives each digit preprocess.normalise, the MNIST normalisation a single digit gets.
+  3. splits the rest into connected components (OpenCV), drops light and shadow at the
+     picture's edge, merges the pieces of one digit, drops specks much smaller than the
+     digits, and orders the digits left to right,
+  4. with the caller's score (a model; this file has none), cuts touching digits and joins a
+     digit's pieces where the model reads the result clearly better (`resegment`),
+  5. finds a decimal point and a leading minus among the marks too small to be digits,
+  6. gives each digit preprocess.normalise, the MNIST normalisation a single digit gets.
 Deciding which candidates are digits at all (an out-of-distribution score) is the caller's.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -79,9 +84,100 @@ ENCLOSED = 0.3
 # (the page's edge in a photo, a band of glare, a shadow's dark wedge), not a stroke: a
 # digit, even cropped tight, touches a side over a stretch of its own width or height.
 ALONG_EDGE = 0.75
+# ... counting what lies within this share of the picture's shorter side of the edge (glare a
+# few pixels in from it, beyond a dark strip of table) ...
+EDGE_BAND = 0.03
+# ... or along this share of the side, and for this share of its own length that way: a
+# shadow's wedge is widest at the edge, a digit crossing it meets it over a pen's width.
+EDGE_STRETCH = 0.15
+EDGE_SHARE = 0.6
 SPECK = 0.2  # components whose longer side is below this share of the digit height are dirt
 MIN_DIGIT_HEIGHT = 0.4  # groups lower than this share of the digit height are specks or dots
 MAX_CANDIDATES = 32  # more than this is a page of text, not a number
+
+# A decimal point is a blob between two digits with its bottom within BASELINE of the digit
+# height of theirs, as round as ROUND (longer side over shorter) and POINT_SIZE pens across;
+# a smaller blob there may be a point or dirt, and the reading says so (a note).
+BASELINE = 0.2
+ROUND = 2.0
+POINT_SIZE = (0.9, 3.0)
+# A round blob at most DOT of the digit height across, its middle beside every digit-tall
+# component rather than under one, is kept out of the digits' grouping: a point, or dirt.
+DOT = 0.35
+# A minus is a level bar before the first digit: at least MINUS_LONG times as long as it is
+# thick, MINUS_SPAN of the digit height long, at most MINUS_THICK pens thick, its middle within
+# MINUS_MIDDLE of the digit height of the first digit's and at most MINUS_GAP of it before it.
+MINUS_LONG = 1.8
+MINUS_SPAN = (0.25, 1.2)
+MINUS_THICK = 3.0
+MINUS_MIDDLE = 0.25
+MINUS_GAP = 1.0
+# Recognition-based segmentation (Fujisawa, Nakano and Kurino 1992, "Segmentation methods for
+# character recognition: from segmentation to document structure analysis"): a piece is cut,
+# or two pieces joined, only where the classifier reads the result clearly better.
+# A piece at least UNREAD_WIDE times as wide as the digit height (its own or the picture's
+# typical one, the larger) may be two touching digits: a single MNIST digit is rarely wider
+# than tall. A cut's sides are each at least SIDE_TALL of the piece's height (a 0 cut near its
+# side leaves a short arc), no cut is read as two 1s (a V, a W or a U comes apart into two
+# strokes; two touching 1s are narrower than that), and a cut with a side read as 1 needs a
+# piece ONE_WIDE wide: a letter's upright (an n, an H, an R) reads as a 1 beside the rest.
+# When the whole piece is not an accepted digit, a cut would make a number of what the model
+# judged not a digit (a drawn face, a letter, a scribble), so it needs strong evidence: both
+# sides accepted and SIDES_SURE confident, the cut through at most NECK_STROKES strokes (where
+# two digits touch) and, for a piece under LOOP_WIDE digit heights, through no loop's inside
+# (`opens_loop`: one closed shape, a 0 or a face's ring; two digits side by side that touch
+# twice close a loop between them, and are wider) ...
+UNREAD_WIDE = 1.05
+SIDE_TALL = 0.75
+ONE_WIDE = 1.2
+SIDES_SURE = 0.95
+NECK_STROKES = 2
+LOOP_WIDE = 1.2
+LOOP_TALL = 0.25  # a loop's inside is at least this share of the piece's height
+# ... and when the whole is an accepted digit, the model's doubt is compared, one minus the
+# confidence on a log10 scale (a single digit reads at 0.9999, two touching ones at 0.9 with
+# each side at 0.99999), floored at DOUBT_FLOOR (float32's resolution near 1). A cut wins
+# when the piece is at least WIDE digit heights wide, its sides SURE confident and each
+# SURE_TALL of its height, the cut through at most SURE_STROKES strokes, and the whole's
+# log-doubt exceeds the sides' (their confidences' product) by at least DOUBTS less
+# DOUBT_PER_WIDTH for each digit height of width beyond WIDE (a wider piece is likelier two
+# digits) ...
+WIDE = 1.1
+SURE = 0.99
+SURE_TALL = 0.8
+SURE_STROKES = 3
+DOUBTS = 1.0
+DOUBT_PER_WIDTH = 2.0
+DOUBT_FLOOR = 1e-6
+# ... or, at this width, which single digits reach about once in a hundred even slanted, when
+# both sides are at least WIDEST_SURE confident and WIDEST_TALL of the piece's height, the cut
+# opens no loop, and the sides' log-doubt is at most WIDEST_DOUBTS above the whole's.
+WIDEST = 1.35
+WIDEST_SURE = 0.9
+WIDEST_TALL = 0.95
+WIDEST_DOUBTS = 0.5
+# (Chosen on 1,000 generated touching pairs of MNIST training digits, against 11,984 MNIST
+# training digits at least 0.85 as wide as tall drawn alone, and 4,200 generated non-digits:
+# synthetic.make_outliers and letters and symbols of the DejaVu faces, with the shipped
+# model's confidences.)
+SIDE_WIDE = 1.35  # ... and neither side is wider than this many times its height
+CUT_FROM = 0.2  # cuts are tried between this share of the piece's width from either side ...
+CUTS = 3  # ... at this many of its projection profile's lowest minima (Congedo et al. 1995)
+MAX_SLANT = 0.5  # the writing's slant (columns per row) the cuts follow, at most
+SIDE_INK = 0.12  # each side of a cut holds at least this share of the piece's ink
+SAME_CUT = 0.02  # cuts whose sides differ by less than this share of the ink are one
+CUT_SIDE = 64  # cuts are found on a copy about this many pixels on its longer side
+# Neighbouring pieces at most this share of the digit height apart side-on, together at most
+# MERGED_WIDE of it wide, may be one digit in two strokes (a 4 whose bar stops short) ...
+MERGE_NEAR = 0.2
+# The options are scored on copies at most this many pixels on their longer side: normalising
+# a piece costs as much as its pixels, and MNIST's 20 px box needs no more than this.
+SCORED_SIDE = 56
+MERGED_WIDE = 1.3
+# ... and are one when the joined piece is an accepted digit whose confidence beats the
+# product of the pieces' confidences by this much: two digits each read well stay two (and
+# when neither piece is a digit, it reads SIDES_SURE: a number is not made of non-digits).
+MERGE_MARGIN = 0.15
 PIECES_PER_DIGIT = 4  # a digit is rarely in more pieces: more pieces than 4 * 32 is a page
 
 
@@ -91,6 +187,60 @@ class Candidate:
 
     digit: np.ndarray  # uint8 (28, 28), light ink on black, as preprocess.to_mnist makes
     box: tuple[int, int, int, int]  # (left, top, right, bottom) in the original image's pixels
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A decimal point "." or a leading minus "-" in a number, and where it was found."""
+
+    text: str
+    box: tuple[int, int, int, int]  # (left, top, right, bottom) in the original image's pixels
+
+
+@dataclass(frozen=True)
+class Found:
+    """What find_number finds: the digit candidates left to right, the number's symbols,
+    and notes on what could not be told apart (a point from a speck)."""
+
+    digits: list[Candidate]
+    symbols: list[Symbol]
+    notes: list[str]
+
+
+# A scoring function for recognition-based segmentation: uint8 (N, 28, 28) digits ->
+# (the ten digits' probabilities float (N, 10), accepted as a digit bool (N,)). The caller's
+# model: this file has none.
+Score = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Part:
+    """A digit candidate at the work size: its own pixels bool (h, w) in its box (left, top,
+    right, bottom; right and bottom exclusive)."""
+
+    own: np.ndarray
+    box: tuple[int, int, int, int]
+
+    def digit(self, ink: np.ndarray, most: int | None = None) -> np.ndarray:
+        """Its MNIST-style uint8 (28, 28) from the work-size ink float (H, W); with `most`, its
+        ink is first shrunk to at most that many pixels on its longer side (cheaper)."""
+        left, top, right, bottom = self.box
+        own = np.where(self.own, ink[top:bottom, left:right], 0.0).astype(np.float32)
+        if most is not None and max(own.shape) > most:
+            scale = most / max(own.shape)
+            size = (max(1, round(own.shape[1] * scale)), max(1, round(own.shape[0] * scale)))
+            own = cv2.resize(own, size, interpolation=cv2.INTER_AREA)
+        return normalise(own)
+
+    @property
+    def width(self) -> int:
+        """Its box's width in work pixels."""
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> int:
+        """Its box's height in work pixels."""
+        return self.box[3] - self.box[1]
 
 
 def shrink(gray: np.ndarray) -> tuple[np.ndarray, float]:
@@ -327,15 +477,49 @@ def frames(stats: np.ndarray) -> np.ndarray:
     return holds.any(axis=1)
 
 
+def coverage(band: np.ndarray, count: int) -> np.ndarray:
+    """int (count,): for each label, at how many positions along a side it appears in `band`,
+    the labels int (depth, L) of the rows nearest that side (along its length L)."""
+    _, positions = np.nonzero(band)  # only the ink: the band is mostly paper
+    pairs = np.unique(band[band > 0].astype(np.int64) * band.shape[1] + positions)
+    return np.bincount(pairs // band.shape[1], minlength=count)[:count]
+
+
 def along_edges(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
-    """bool (N,): components (rows of `stats`) covering at least ALONG_EDGE of one side of
-    the picture, counted on its outermost row or column of `labels` (H, W)."""
+    """bool (N,): components (rows of `stats`) that are light or shadow at the picture's edge:
+    lying, within EDGE_BAND of a side, along at least ALONG_EDGE of it (a strip of glare a few
+    pixels in from the edge), or along EDGE_STRETCH of it and for EDGE_SHARE of their own
+    extent that way (a shadow's wedge, widest at the edge; a strip that fades out). A stroke
+    crossing the edge meets it over a pen's width."""
     count = int(stats[:, 0].max()) + 1 if len(stats) else 1
-    sides = (labels[0], labels[-1], labels[:, 0], labels[:, -1])
-    along = np.zeros(count, bool)
-    for side in sides:
-        along |= np.bincount(side.ravel(), minlength=count)[:count] >= ALONG_EDGE * len(side)
-    return along[stats[:, 0]]
+    height, width = labels.shape
+    depth = max(1, round(EDGE_BAND * min(height, width)))
+    sides = (
+        (labels[:depth], stats[:, 3]),
+        (labels[-depth:], stats[:, 3]),
+        (labels[:, :depth].T, stats[:, 4]),
+        (labels[:, -depth:].T, stats[:, 4]),
+    )
+    along = np.zeros(len(stats), bool)
+    for band, extent in sides:
+        met = coverage(band, count)[stats[:, 0]]
+        length = band.shape[1]
+        along |= met >= ALONG_EDGE * length
+        along |= (met >= EDGE_STRETCH * length) & (met >= EDGE_SHARE * extent)
+    return along
+
+
+def dots(stats: np.ndarray, height: float) -> np.ndarray:
+    """bool (N,): components (rows of `stats`) that are round blobs at most DOT of the digit
+    `height` across whose middle is beside, not within, the columns of every component at
+    least MIN_DIGIT_HEIGHT of it tall (a decimal point between digits, or dirt)."""
+    longer, shorter = np.maximum(stats[:, 3], stats[:, 4]), np.minimum(stats[:, 3], stats[:, 4])
+    tall = stats[stats[:, 4] >= MIN_DIGIT_HEIGHT * height]
+    middle = stats[:, 1] + stats[:, 3] / 2
+    under = (middle[:, None] > tall[None, :, 1]) & (
+        middle[:, None] < tall[None, :, 1] + tall[None, :, 3]
+    )
+    return (longer <= DOT * height) & (longer <= ROUND * shorter) & ~under.any(axis=1)
 
 
 def same_digit(a: np.ndarray, b: np.ndarray, height: float) -> bool:
@@ -408,12 +592,330 @@ def whole_picture(image: Image.Image, name: str = "image") -> Candidate:
     return Candidate(to_mnist(image, name), box)
 
 
-def find_digits(image: Image.Image, name: str = "image") -> list[Candidate]:
-    """The digit candidates in `image`, left to right (at least one).
+def cropped(own: np.ndarray, left: int, top: int) -> Part:
+    """A Part of the pixels `own` bool (h, w) whose corner is at (left, top), cropped to them."""
+    (rows,) = np.nonzero(own.any(axis=1))
+    (cols,) = np.nonzero(own.any(axis=0))
+    box = (left + cols[0], top + rows[0], left + cols[-1] + 1, top + rows[-1] + 1)
+    return Part(own[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], tuple(map(int, box)))
 
-    Raises NoDigitFoundError, or SeveralLinesError for several lines or more than MAX_CANDIDATES
-    candidates.
+
+def slant(own: np.ndarray) -> float:
+    """The writing's slant: columns moved per row down (negative: leaning right), from the
+    second moments of each half of bool (h, w) pixels; two digits at different heights would
+    lean the whole's moments."""
+    leans = []
+    for half in (own[:, : own.shape[1] // 2], own[:, own.shape[1] // 2 :]):
+        ys, xs = np.nonzero(half)
+        if len(ys) < 2:
+            continue
+        dy, dx = ys - ys.mean(), xs - xs.mean()
+        leans.append(float((dx * dy).sum()) / max(float((dy * dy).sum()), 1.0))
+    return float(np.clip(np.mean(leans), -MAX_SLANT, MAX_SLANT)) if leans else 0.0
+
+
+def cut_columns(profile: np.ndarray) -> list[int]:
+    """Up to CUTS places to cut an ink projection profile int (W,): its lowest local minima
+    in the middle, between CUT_FROM of the width from either side."""
+    low, high = math.ceil(CUT_FROM * len(profile)), math.floor((1 - CUT_FROM) * len(profile))
+    smooth = np.convolve(profile, np.ones(3), "same")
+    minima = [
+        x
+        for x in range(max(low, 1), min(high, len(profile) - 1))
+        if smooth[x] <= smooth[x - 1] and smooth[x] <= smooth[x + 1]
+    ]
+    return sorted(minima, key=lambda x: smooth[x])[:CUTS]
+
+
+def drop_fall(own: np.ndarray, start: int) -> np.ndarray:
+    """The column int (h,) where a drop of water let fall from the top of bool (h, w) ink at
+    column `start` crosses each row: it falls straight through empty pixels, slides down a
+    stroke's side where one below-side pixel is empty, and cuts through the stroke otherwise
+    (the descending drop-fall, Congedo et al. 1995). Pixels left of the path are one digit."""
+    height, width = own.shape
+    path = np.empty(height, int)
+    x = int(np.clip(start, 1, width - 1))
+    for y in range(height):
+        path[y] = x
+        if y + 1 == height or not own[y + 1, x]:
+            continue
+        for step in (-1, 1):
+            if 0 < x + step < width and not own[y + 1, x + step]:
+                x += step
+                break
+    return path
+
+
+def boundaries(part: Part) -> list[np.ndarray]:
+    """Candidate cuts of a piece as the first column int (h,) of the right-hand digit in each
+    row: straight down and along the writing's slant at the projection profile's minima, and
+    drop-fall paths from those places at the top and, upside down, at the bottom."""
+    height = part.own.shape[0]
+    ys, xs = np.nonzero(part.own)
+    rows = np.arange(height) - ys.mean()
+    found = []
+    for shear in {0.0, round(slant(part.own), 2)}:
+        along = np.round(xs - shear * (ys - ys.mean())).astype(int)
+        start = along.min()
+        for column in cut_columns(np.bincount(along - start)):
+            straight = np.ceil(start + column + shear * rows).astype(int)
+            found.append(straight)
+            found.append(drop_fall(part.own, straight[0]))
+            found.append(drop_fall(part.own[::-1], straight[-1])[::-1])
+    # Where two digits meet, the outline dips between them from above or below (the valley
+    # points of Fujisawa et al. 1992): a drop let fall there finds the join.
+    low, high = math.ceil(CUT_FROM * part.width), math.floor((1 - CUT_FROM) * part.width)
+    if high > low:
+        inked = part.own[:, low:high]
+        depth = np.where(inked.any(axis=0), np.argmax(inked, axis=0), height)
+        found.append(drop_fall(part.own, low + int(np.argmax(depth))))
+        rise = np.where(inked.any(axis=0), np.argmax(inked[::-1], axis=0), height)
+        found.append(drop_fall(part.own[::-1], low + int(np.argmax(rise)))[::-1])
+    return found
+
+
+def strokes_cut(own: np.ndarray, boundary: np.ndarray) -> int:
+    """How many strokes of bool (h, w) ink a cut int (h,) (the first right-hand column per
+    row) goes through: runs of rows where it passes through ink."""
+    rows = np.arange(len(boundary))
+    inside = (boundary > 0) & (boundary < own.shape[1])
+    through = np.zeros(len(boundary), bool)
+    through[inside] = own[rows[inside], boundary[inside]] & own[rows[inside], boundary[inside] - 1]
+    return int(np.count_nonzero(through[1:] & ~through[:-1]) + through[0])
+
+
+def holes(own: np.ndarray) -> np.ndarray:
+    """bool (h, w): the background of bool (h, w) ink that the ink encloses (a loop's inside,
+    4-connected, as the ink is 8-connected, not reached from outside its box), where that
+    inside is at least LOOP_TALL of the ink's height: strokes that touch at a slant leave a
+    pinhole of paper between them, not a loop."""
+    outside = np.pad(~own, 1, constant_values=True).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(outside, connectivity=4)
+    loops = np.flatnonzero(stats[:, cv2.CC_STAT_HEIGHT] >= LOOP_TALL * own.shape[0])
+    loops = loops[(loops != labels[0, 0]) & (loops != 0)]
+    return np.isin(labels[1:-1, 1:-1], loops) & ~own
+
+
+def opens_loop(enclosed: np.ndarray, boundary: np.ndarray) -> bool:
+    """Whether a cut int (h,) (the first right-hand column per row) passes through the inside
+    of a loop, bool (h, w) from `holes`: it then cuts one closed shape in two (a 0, the ring
+    of a drawn face), where two touching digits meet at a neck with open paper around it."""
+    rows = np.arange(len(boundary))
+    inside = (boundary > 0) & (boundary < enclosed.shape[1])
+    rows, columns = rows[inside], boundary[inside]
+    return bool((enclosed[rows, columns] | enclosed[rows, columns - 1]).any())
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A piece cut in two: its sides, left then right, how many strokes the cut goes through
+    (`strokes_cut`) and whether it passes through a loop's inside (`opens_loop`)."""
+
+    left: Part
+    right: Part
+    strokes: int
+    loop: bool
+
+
+def pooled(own: np.ndarray, step: int) -> np.ndarray:
+    """bool (h, w) ink shrunk `step` times each way, a pixel inked where any of its block is
+    (strokes stay joined, however thin)."""
+    height, width = -(-own.shape[0] // step) * step, -(-own.shape[1] // step) * step
+    padded = np.zeros((height, width), bool)
+    padded[: own.shape[0], : own.shape[1]] = own
+    return padded.reshape(height // step, step, width // step, step).any(axis=(1, 3))
+
+
+def may_cut(part: Part, height: float) -> bool:
+    """Whether a piece is wide enough to be two touching digits: UNREAD_WIDE (or WIDE, the
+    smaller) of its height or the digit `height`, the larger."""
+    return part.width >= min(WIDE, UNREAD_WIDE) * max(part.height, height)
+
+
+def cuts(part: Part, height: float, whole: float) -> list[Cut]:
+    """Two-piece cuts of a piece wide enough to be two touching digits (see boundaries;
+    Congedo, Dimauro, Impedovo and Pirlo 1995, "Segmentation of numeric strings") that could
+    win against the whole's confidence `whole` (0 where it is not an accepted digit) with
+    the best readings of their sides (`cut_wins`), without near repeats. Empty where
+    `may_cut` is not; each side holds SIDE_INK of the ink and is at most SIDE_WIDE times as
+    wide as tall; two cuts whose sides differ by under SAME_CUT of the ink are one.
+
+    The cuts are found on a copy at most about CUT_SIDE pixels on its longer side (a drop's
+    fall is a loop over the rows) and drawn through the piece at its own size."""
+    if not may_cut(part, height):
+        return []
+    step = max(1, round(max(part.own.shape) / CUT_SIDE))
+    small = Part(pooled(part.own, step), part.box)
+    total = small.own.sum()
+    columns, rows = np.arange(small.own.shape[1]), np.arange(part.height) // step
+    enclosed = holes(small.own)
+    options, kept = [], []
+    best = np.ones(2), np.full(2, -1)  # sides read as surely as can be, as no 1 at all
+    for boundary in boundaries(small):
+        left = small.own & (columns[None, :] < boundary[:, None])
+        if min(left.sum(), total - left.sum()) < SIDE_INK * total or any(
+            np.count_nonzero(left ^ other) < SAME_CUT * total for other in kept
+        ):
+            continue
+        kept.append(left)
+        at_size = part.own & (np.arange(part.width)[None, :] < step * boundary[rows][:, None])
+        right = part.own & ~at_size
+        if not at_size.any() or not right.any():
+            continue
+        sides = (cropped(at_size, *part.box[:2]), cropped(right, *part.box[:2]))
+        if max(side.width / side.height for side in sides) > SIDE_WIDE:
+            continue
+        cut = Cut(*sides, strokes_cut(small.own, boundary), opens_loop(enclosed, boundary))
+        # Scoring costs most of the time: only a cut that could win, read at best, is scored.
+        if cut_wins(part, cut, height, whole, *best):
+            options.append(cut)
+    return options
+
+
+def doubt(confidence: float) -> float:
+    """log10 of one minus a confidence, floored at DOUBT_FLOOR: how far a reading is from sure."""
+    return math.log10(max(1.0 - confidence, DOUBT_FLOOR))
+
+
+def cut_wins(
+    part: Part, cut: Cut, height: float, whole: float, sides: np.ndarray, digits: np.ndarray
+) -> bool:
+    """Whether `cut` of `part` reads clearly better than the whole: `whole` is the whole's
+    confidence (0 where it is not an accepted digit), `sides` float (2,) the sides' (0 where
+    not accepted) and `digits` int (2,) what they are read as. See UNREAD_WIDE, WIDE and
+    WIDEST for the rules."""
+    ratio = part.width / max(part.height, height)
+    tall = min(cut.left.height, cut.right.height) / part.height
+    sure = float(sides.min())
+    if tall < SIDE_TALL or (digits == 1).all():  # a V, a W, a U comes apart into two 1s
+        return False
+    if sure == 0 or ((digits == 1).any() and ratio < ONE_WIDE):
+        return False
+    if whole == 0:  # what the model judged not a digit becomes a number only on strong evidence
+        return (
+            ratio >= UNREAD_WIDE
+            and sure >= SIDES_SURE
+            and cut.strokes <= NECK_STROKES
+            and (ratio >= LOOP_WIDE or not cut.loop)
+        )
+    # How much surer the sides are than the whole, in powers of ten of their doubt.
+    surer = doubt(whole) - doubt(float(sides.prod()))
+    if ratio >= WIDEST and sure >= WIDEST_SURE and tall >= WIDEST_TALL and not cut.loop:
+        return surer >= -WIDEST_DOUBTS
+    return (
+        ratio >= WIDE
+        and sure >= SURE
+        and tall >= SURE_TALL
+        and cut.strokes <= SURE_STROKES
+        and surer + DOUBT_PER_WIDTH * (ratio - WIDE) >= DOUBTS
+    )
+
+
+def joined(first: Part, second: Part) -> Part:
+    """One Part of two pieces' pixels, in the box around both."""
+    left, top = min(first.box[0], second.box[0]), min(first.box[1], second.box[1])
+    right, bottom = max(first.box[2], second.box[2]), max(first.box[3], second.box[3])
+    own = np.zeros((bottom - top, right - left), bool)
+    for part in (first, second):
+        x, y = part.box[0] - left, part.box[1] - top
+        own[y : y + part.height, x : x + part.width] |= part.own
+    return Part(own, (left, top, right, bottom))
+
+
+def may_join(first: Part, second: Part, height: float) -> bool:
+    """Whether neighbouring pieces (left to right) may be one digit in two strokes: at most
+    MERGE_NEAR digit heights apart side-on, beside each other, and together MERGED_WIDE."""
+    gap = second.box[0] - first.box[2]
+    beside = min(first.box[3], second.box[3]) - max(first.box[1], second.box[1])
+    wide = max(first.box[2], second.box[2]) - min(first.box[0], second.box[0])
+    return (
+        gap <= MERGE_NEAR * height
+        and beside >= 0.5 * min(first.height, second.height)
+        and wide <= MERGED_WIDE * height
+    )
+
+
+def best_cuts(
+    parts: list[Part],
+    height: float,
+    whole: np.ndarray,
+    splits: list[tuple[int, Cut]],
+    sides: np.ndarray,
+    digits: np.ndarray,
+) -> dict[int, Cut]:
+    """The cut to keep for each piece that is cut: the index in `parts` -> its Cut, the
+    winning one (`cut_wins`) whose sides read most confidently.
+
+    `whole` float (len(parts),) is each piece's confidence, 0 where it is not an accepted
+    digit; `splits` the options (piece index, Cut); `sides` float (len(splits), 2) their
+    sides' confidences, 0 where not accepted, and `digits` int (len(splits), 2) what they are
+    read as.
     """
+    best: dict[int, tuple[float, Cut]] = {}
+    for (n, cut), pair, read in zip(splits, sides, digits, strict=True):
+        worth = float(pair.prod())
+        if worth > best.get(n, (0.0,))[0] and cut_wins(parts[n], cut, height, whole[n], pair, read):
+            best[n] = (worth, cut)
+    return {n: cut for n, (_, cut) in best.items()}
+
+
+def readings(pieces: list[Part], ink: np.ndarray, score: Score) -> tuple[np.ndarray, np.ndarray]:
+    """`score`'s reading of pieces on the work-size ink float (H, W), each at most SCORED_SIDE
+    on its longer side: what each is worth, float (N,) (its confidence, 0 where it is not an
+    accepted digit), and the digit it reads as, int (N,). No call for no pieces."""
+    if not pieces:
+        return np.zeros(0), np.zeros(0, int)
+    probabilities, accepted = score(np.stack([piece.digit(ink, SCORED_SIDE) for piece in pieces]))
+    return np.where(accepted, probabilities.max(axis=1), 0.0), probabilities.argmax(axis=1)
+
+
+def resegment(parts: list[Part], ink: np.ndarray, height: float, score: Score) -> list[Part]:
+    """Recognition-based segmentation (Fujisawa et al. 1992): join neighbouring pieces that
+    read as one digit clearly better (`may_join`, MERGE_MARGIN), and cut wide pieces that
+    read as two digits clearly better (`cuts`, `best_cuts`): the pieces and joins scored by
+    `score` in one batched call, then the cuts that could still win in another. `parts` are
+    left to right; so is the result."""
+    joins = [
+        (n, joined(parts[n], parts[n + 1]))
+        for n in range(len(parts) - 1)
+        if may_join(parts[n], parts[n + 1], height)
+    ]
+    wide = [n for n, part in enumerate(parts) if may_cut(part, height)]
+    if not joins and not wide:
+        return parts
+    sure, _ = readings(parts + [whole for _, whole in joins], ink, score)
+    whole, joins_sure = sure[: len(parts)], sure[len(parts) :]
+    # The cuts that could win against the whole's actual reading are read in a second call:
+    # a single digit read as surely as float32 tells, under WIDEST wide, costs no options.
+    splits = [(n, cut) for n in wide for cut in cuts(parts[n], height, float(whole[n]))]
+    sides, read = readings(
+        [side for _, cut in splits for side in (cut.left, cut.right)], ink, score
+    )
+    result: dict[int, list[Part]] = {n: [part] for n, part in enumerate(parts)}
+    changed: set[int] = set()
+    gains = [
+        (joins_sure[k] - whole[n] * whole[n + 1], n, part) for k, (n, part) in enumerate(joins)
+    ]
+    for gain, n, part in sorted(gains, key=lambda g: -g[0]):
+        # Two pieces neither of which is a digit make one only when it reads SIDES_SURE.
+        unread = whole[n] == 0 and whole[n + 1] == 0 and gain < SIDES_SURE
+        if gain > MERGE_MARGIN and not unread and not {n, n + 1} & changed:
+            result[n], result[n + 1] = [part], []
+            changed |= {n, n + 1}
+    for n, cut in best_cuts(
+        parts, height, whole, splits, sides.reshape(-1, 2), read.reshape(-1, 2)
+    ).items():
+        if n not in changed:
+            result[n] = [cut.left, cut.right]
+    return [part for n in range(len(parts)) for part in result[n]]
+
+
+def find_parts(
+    image: Image.Image, name: str, score: Score | None
+) -> tuple[list[Part], list[tuple[int, int, int, int]], np.ndarray, float, float]:
+    """The digit candidates as Parts at the work size left to right; the boxes of the marks
+    too small to be digits (specks, points, bars); the work-size ink float (H, W); the digit
+    height and the original pixels per work pixel. See find_digits."""
     ink, scale = ink_map(image, name)
     mask = erase_lines(ink)
     labels, stats = components(mask)
@@ -421,7 +923,9 @@ def find_digits(image: Image.Image, name: str = "image") -> list[Candidate]:
     if len(stats) == 0:
         raise NoDigitFoundError(f"{name}: no digit found")
     height = digit_height(stats)
-    stats = stats[np.maximum(stats[:, 3], stats[:, 4]) >= SPECK * height]
+    big = np.maximum(stats[:, 3], stats[:, 4]) >= SPECK * height
+    big &= ~dots(stats, height)
+    specks, stats = stats[~big], stats[big]
     # Grouping compares every pair: a page of text is refused before that, not after.
     check_count(len(stats) // PIECES_PER_DIGIT, name)
     groups = sorted(
@@ -429,13 +933,117 @@ def find_digits(image: Image.Image, name: str = "image") -> list[Candidate]:
     )
     boxes = [bounding_box(g) for g in groups]
     tall = [box[3] - box[1] >= MIN_DIGIT_HEIGHT * height for box in boxes]
+    little = [bounding_box(speck[np.newaxis]) for speck in specks]
+    little += [box for box, keep in zip(boxes, tall, strict=True) if not keep]
     groups = [g for g, keep in zip(groups, tall, strict=True) if keep]
     boxes = [box for box, keep in zip(boxes, tall, strict=True) if keep]
     check_one_line(boxes, name)
-    candidates = []
-    for group, (left, top, right, bottom) in zip(groups, boxes, strict=True):
-        own = np.isin(labels[top:bottom, left:right], group[:, 0])
-        digit = normalise(np.where(own, ink[top:bottom, left:right], 0.0))
-        original = tuple(round(side * scale) for side in (left, top, right, bottom))
-        candidates.append(Candidate(digit, original))
-    return candidates
+    parts = [
+        Part(np.isin(labels[top:bottom, left:right], group[:, 0]), (left, top, right, bottom))
+        for group, (left, top, right, bottom) in zip(groups, boxes, strict=True)
+    ]
+    if score is not None and parts:
+        parts = resegment(parts, ink, height, score)
+        check_count(len(parts), name)
+    return parts, little, ink, height, scale
+
+
+def pen_width(parts: list[Part]) -> float:
+    """The digits' mean pen width in work pixels (preprocess.stroke_width of their pixels)."""
+    widths = [stroke_width(part.own.astype(np.float32)) for part in parts]
+    weights = [part.own.sum() for part in parts]
+    return float(np.average(widths, weights=weights))
+
+
+def point_between(box: tuple[int, int, int, int], parts: list[Part], height: float) -> int | None:
+    """The index of the digit after a mark's box when it lies between two digits with its
+    bottom on theirs (within BASELINE), else None."""
+    middle = (box[0] + box[2]) / 2
+    after = next((n for n, part in enumerate(parts) if part.box[0] > middle), None)
+    if after is None or after == 0:
+        return None
+    before, later = parts[after - 1].box, parts[after].box
+    slack = BASELINE * height
+    baseline = (before[3] + later[3]) / 2
+    beside = before[2] - slack <= middle <= later[0] + slack
+    return after if beside and abs(box[3] - baseline) <= slack else None
+
+
+def is_minus(box: tuple[int, int, int, int], first: Part, height: float, pen: float) -> bool:
+    """Whether a mark's box is a minus before the first digit (see MINUS_LONG)."""
+    width, thick = box[2] - box[0], box[3] - box[1]
+    middle, first_middle = (box[1] + box[3]) / 2, (first.box[1] + first.box[3]) / 2
+    return (
+        width >= MINUS_LONG * thick
+        and MINUS_SPAN[0] * height <= width <= MINUS_SPAN[1] * height
+        and thick <= MINUS_THICK * pen
+        and abs(middle - first_middle) <= MINUS_MIDDLE * height
+        and 0 <= first.box[0] - box[2] <= MINUS_GAP * height
+    )
+
+
+def symbols(
+    little: list[tuple[int, int, int, int]], parts: list[Part], height: float
+) -> tuple[list[tuple[str, tuple[int, int, int, int]]], list[str]]:
+    """The decimal point and leading minus among the marks too small to be digits, as
+    (text, box at the work size), and notes on marks where a point may be dirt."""
+    if not parts or not little:
+        return [], []
+    pen = pen_width(parts)
+    found, notes, points = [], [], []
+    for box in little:
+        width, thick = box[2] - box[0], box[3] - box[1]
+        if is_minus(box, parts[0], height, pen):
+            found.append(("-", box))
+            continue
+        after = point_between(box, parts, height)
+        if after is None or max(width, thick) > ROUND * min(width, thick):
+            continue
+        if max(width, thick) >= POINT_SIZE[0] * pen and max(width, thick) <= POINT_SIZE[1] * pen:
+            points.append((width * thick, after, box))
+        elif max(width, thick) < POINT_SIZE[0] * pen:
+            notes.append(
+                f"a small mark between digits {after} and {after + 1} may be a decimal point "
+                "or a speck: read without it"
+            )
+    minus = [box for text, box in found]
+    found = [("-", max(minus, key=lambda b: b[0]))] if minus else []
+    if points:
+        _, after, box = max(points)
+        found.append((".", box))
+        notes += [
+            f"another mark between digits {other} and {other + 1} may be a second point: "
+            "read without it"
+            for _, other, other_box in points
+            if other_box != box
+        ]
+    return found, notes
+
+
+def find_number(image: Image.Image, name: str = "image", score: Score | None = None) -> Found:
+    """The digit candidates in `image` left to right, with its decimal point and leading
+    minus (symbols) and notes on marks that may be a point or dirt.
+
+    With `score` (see Score: the caller's classifier), wide pieces are cut into touching
+    digits and pieces of one digit joined where that reads clearly better (`resegment`).
+    Raises NoDigitFoundError, or SeveralLinesError for several lines or more than MAX_CANDIDATES
+    candidates.
+    """
+    parts, little, ink, height, scale = find_parts(image, name, score)
+
+    def original(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        return tuple(round(side * scale) for side in box)
+
+    marks, notes = symbols(little, parts, height)
+    return Found(
+        [Candidate(part.digit(ink), original(part.box)) for part in parts],
+        [Symbol(text, original(box)) for text, box in marks],
+        notes,
+    )
+
+
+def find_digits(
+    image: Image.Image, name: str = "image", score: Score | None = None
+) -> list[Candidate]:
+    """The digit candidates in `image`, left to right (find_number's digits)."""
+    return find_number(image, name, score).digits

@@ -148,6 +148,24 @@ def test_a_number_gets_number_and_digits_with_boxes(committed_model_path, mnist)
         assert decode_data_url(digit["preprocessed"]).shape == (28, 28)
 
 
+def test_a_touching_pair_gets_a_box_per_digit_and_a_point_shows(committed_model_path, mnist):
+    client = create_app(committed_model_path).test_client()
+    pair = (REPO_ROOT / "tests" / "data" / "touching_digits_27.png").read_bytes()
+    result = post_png(client, pair).get_json()
+    assert result["number"] == "27"
+    (first, second) = (digit["box"] for digit in result["digits"])
+    assert first[0] < first[2] <= second[0] + 2 < second[2] + 2  # side by side, not one box
+    paper = np.zeros((100, 250), np.uint8)  # 3.1 drawn on the canvas: light ink on black
+    for n, at in ((0, 10), (2, 150)):
+        paper[10:94, at : at + 84] = np.asarray(
+            Image.fromarray(mnist.x_test[n + 30]).resize((84, 84))
+        )
+    yy, xx = np.ogrid[:100, :250]
+    paper[(yy - 86) ** 2 + (xx - 122) ** 2 <= 36] = 255  # the point on the baseline
+    digits = "".join(str(mnist.y_test[n + 30]) for n in (0, 2))
+    assert post_png(client, png_bytes(paper)).get_json()["number"] == f"{digits[0]}.{digits[1]}"
+
+
 def test_one_digit_is_a_number_of_one_digit(client, mnist):
     one = post_png(client, png_bytes(mnist.x_test[0])).get_json()
     two = post_png(client, png_bytes(np.hstack(mnist.x_test[:2]))).get_json()
