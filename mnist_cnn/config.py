@@ -121,6 +121,11 @@ class TrainConfig:
     # error within 0.1 point of the best (2.58% against 2.49% at 0.7 and 6.16% with the
     # earlier, milder degradations).
     degrade: float = 0.5
+    # Share of the training digits added once more as the reader cuts them out of degraded
+    # pictures (synthetic.reader_crops), so that the model learns the crops it is given.
+    # Chosen on our own degradations of the validation split read through the reader
+    # (docs/robustness.md).
+    reader_crops: float = 0.2
     limit: int | None = None
     outliers: int = 6000
     cache_dir: Path | None = field(default_factory=default_cache_dir)  # None: no cache

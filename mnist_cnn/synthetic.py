@@ -22,8 +22,10 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
+from mnist_cnn.degrade import degrade_batch
 from mnist_cnn.errors import UserError
 from mnist_cnn.preprocess import read_digit, to_mnist
+from mnist_cnn.segment import find_digits
 
 
 def redraw(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -290,19 +292,73 @@ def outlier_digits(
     return np.stack([digits[n] for n in kept]), [kinds[n] for n in kept]
 
 
+# --- degraded digits as the reader cuts them out ------------------------------------------------
+
+FILE_SCALES = (3, 10)  # a digit drawn as a file this many times MNIST's size (inclusive range)
+SCALED_SHARE = 0.5  # of the files: scaled up, dark on white; the rest 28x28, light on dark
+
+
+def as_file_picture(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A digit uint8 (28, 28), light on dark, as a person's file might hold it: half the time
+    as it is, else scaled up FILE_SCALES times (bilinear) and turned dark on white."""
+    if rng.random() >= SCALED_SHARE:
+        return Image.fromarray(digit)
+    side = 28 * int(rng.integers(FILE_SCALES[0], FILE_SCALES[1] + 1))
+    scaled = Image.fromarray(digit).resize((side, side), Image.Resampling.BILINEAR)
+    return ImageOps.invert(scaled)
+
+
+def reader_crop_or_none(picture: Image.Image) -> np.ndarray | None:
+    """The digit `segment.find_digits` cuts out of `picture`, uint8 (28, 28), or None when
+    it finds no digit, or several."""
+    try:
+        candidates = find_digits(picture)
+    except UserError:
+        return None
+    return candidates[0].digit if len(candidates) == 1 else None
+
+
+def reader_crops(
+    digits: np.ndarray, labels: np.ndarray, seed: int | Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Degraded digits as the reader gives them to the model: each of `digits` uint8
+    (N, 28, 28) through one of `mnist_cnn.degrade`'s degradations, drawn as a file
+    (`as_file_picture`) and cut out again by `segment.find_digits`. Returns the crops uint8
+    (M, 28, 28) and their labels (M,), M <= N: a picture in which the reader finds no digit,
+    or several, is left out. The same `seed` gives the same crops.
+
+    A model trained only on degraded 28x28 arrays meets other pictures at test time: the
+    reader crops a degraded digit to its ink, stains and crossing lines included, and scales
+    that to MNIST's 20-pixel box. These crops show it those pictures (train-test consistency).
+    """
+    rng = np.random.default_rng(seed)
+    degraded = degrade_batch(digits, rng, fraction=1.0)
+    pictures = [as_file_picture(digit, rng) for digit in degraded]
+    # Pillow, NumPy and OpenCV release the GIL in their loops, so threads use every core here.
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        crops = list(pool.map(reader_crop_or_none, pictures))
+    kept = [n for n, crop in enumerate(crops) if crop is not None]
+    empty = np.zeros((0, *np.shape(digits)[1:]), np.uint8)
+    stacked = np.stack([crops[n] for n in kept]) if kept else empty
+    return stacked, np.asarray(labels)[kept]
+
+
 def generator_fingerprint() -> str:
-    """The SHA-256 (64 hex digits) of what decides the generated pictures: this module's and
-    preprocess.py's code, and the Pillow, NumPy and Matplotlib (fonts) versions. A cache of
-    generated outliers keyed by it is never read after any of them changes."""
+    """The SHA-256 (64 hex digits) of what decides the generated pictures: this module's,
+    preprocess.py's, segment.py's and degrade.py's code, and the Pillow, NumPy, OpenCV and
+    Matplotlib (fonts) versions. A cache of generated pictures keyed by it is never read after
+    any of them changes."""
+    import cv2
     import matplotlib
     import PIL
 
-    from mnist_cnn import preprocess
+    from mnist_cnn import degrade, preprocess, segment
 
     digest = hashlib.sha256()
-    for module_file in (__file__, preprocess.__file__):
+    for module_file in (__file__, preprocess.__file__, segment.__file__, degrade.__file__):
         digest.update(Path(module_file).read_bytes())
-    digest.update(f"{PIL.__version__} {np.__version__} {matplotlib.__version__}".encode())
+    versions = (PIL.__version__, np.__version__, cv2.__version__, matplotlib.__version__)
+    digest.update(" ".join(versions).encode())
     return digest.hexdigest()
 
 

@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,11 +37,12 @@ from mnist_cnn.files import file_sha256, history_path, write_json_atomically
 from mnist_cnn.model import MODELS, build_model, save_atomically
 from mnist_cnn.own_digits import OwnDigits, load_own_digits
 from mnist_cnn.progress import Progress, StepClock
-from mnist_cnn.synthetic import generator_fingerprint, outlier_digits
+from mnist_cnn.synthetic import generator_fingerprint, outlier_digits, reader_crops
 
 # Outlier exposure's weight on the non-digits' loss, as in Hendrycks et al. (2019).
 OUTLIER_WEIGHT = 0.5
 OUTLIER_STREAM = 1  # the training outliers' random stream, apart from every other use of --seed
+READER_CROP_STREAM = 2  # the reader crops' random stream
 # The settings that change the model, the data or the learning-rate schedule. Resuming with
 # any other value would stitch two different runs together. --patience, --deterministic,
 # --mixed-precision and the output folders may change between the two halves of a run.
@@ -56,6 +57,7 @@ RESUME_SETTINGS = (
     "degrade",
     "limit",
     "outliers",
+    "reader_crops",
     "data_dir",
     "start_from",
     "own_digits",
@@ -335,27 +337,52 @@ def generate_outliers(count: int, seed: int, fingerprint: str) -> np.ndarray:
     return outlier_digits(count, (seed, OUTLIER_STREAM))[0]
 
 
-def training_outliers(count: int, seed: int, cache_dir: Path | None) -> np.ndarray:
-    """`generate_outliers`, kept in `cache_dir` between runs by joblib.Memory (its key: the
-    arguments, the function's code and the generator's fingerprint): generating 6,000 costs
-    about 10 s of a run's start-up on 2 cores, reading them back a few milliseconds. With
-    `cache_dir` None or unusable, they are generated every time."""
-    args = (count, seed, generator_fingerprint())
+def generate_reader_crops(
+    x: np.ndarray, y: np.ndarray, share: float, seed: int, fingerprint: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """`synthetic.reader_crops` of a `share` of the training digits x uint8 (N, 28, 28) with
+    labels y (N,), chosen and degraded from the random stream (seed, READER_CROP_STREAM).
+    `fingerprint` is part of the cache's key only."""
+    del fingerprint
+    rng = np.random.default_rng((seed, READER_CROP_STREAM))
+    chosen = np.sort(rng.choice(len(x), round(share * len(x)), replace=False))
+    return reader_crops(x[chosen], y[chosen], (seed, READER_CROP_STREAM))
+
+
+def cached(function: Callable, args: tuple, cache_dir: Path | None) -> tuple[object, str]:
+    """`function(*args)`, kept in `cache_dir` between runs by joblib.Memory (its key: the
+    arguments and the function's code), and where it came from, for the log. With
+    `cache_dir` None or unusable, it is computed every time."""
     if cache_dir is not None:
         try:
             Path(cache_dir).mkdir(parents=True, exist_ok=True)  # joblib only warns if it cannot
-            cached = joblib.Memory(cache_dir, verbose=0).cache(generate_outliers)
-            source = "cached" if cached.check_call_in_cache(*args) else "generated, then cached"
-            outliers = cached(*args)
-            where = f"{source} in {cache_dir}"
-            print(f"Outlier exposure: {len(outliers):,} synthetic non-digits ({where})")
-            return outliers
+            memory = joblib.Memory(cache_dir, verbose=0).cache(function)
+            source = "cached" if memory.check_call_in_cache(*args) else "generated, then cached"
+            return memory(*args), f"{source} in {cache_dir}"
         except OSError as error:
             reason = "not a folder" if isinstance(error, FileExistsError) else error.strerror
-            print(f"note: {cache_dir}: cannot cache the outliers ({reason or error})")
-    outliers = generate_outliers(*args)
-    print(f"Outlier exposure: {len(outliers):,} synthetic non-digits (generated, not cached)")
+            print(f"note: {cache_dir}: cannot cache generated pictures ({reason or error})")
+    return function(*args), "generated, not cached"
+
+
+def training_outliers(count: int, seed: int, cache_dir: Path | None) -> np.ndarray:
+    """`generate_outliers` through `cached` with the generator's fingerprint: generating
+    6,000 costs about 10 s of a run's start-up on 2 cores, reading them back a few
+    milliseconds."""
+    outliers, where = cached(generate_outliers, (count, seed, generator_fingerprint()), cache_dir)
+    print(f"Outlier exposure: {len(outliers):,} synthetic non-digits ({where})")
     return outliers
+
+
+def training_reader_crops(
+    x: np.ndarray, y: np.ndarray, share: float, seed: int, cache_dir: Path | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """`generate_reader_crops` through `cached`: about 20 s for 11,000 crops on 2 cores."""
+    args = (x, y, share, seed, generator_fingerprint())
+    (crops, labels), where = cached(generate_reader_crops, args, cache_dir)
+    print(f"Reader crops: {len(crops):,} degraded training digits as the reader cuts them out "
+          f"({where})")  # fmt: skip
+    return crops, labels
 
 
 def with_outliers(x: np.ndarray, y: np.ndarray, outliers: np.ndarray):
@@ -472,6 +499,11 @@ def train_locked(
         tf.config.experimental.enable_op_determinism()
     mnist = mnist if mnist is not None else load_mnist(config.data_dir)
     (x_train, y_train), (x_val, y_val) = select_data(mnist, config)
+    if config.reader_crops:
+        crops, crop_labels = training_reader_crops(
+            x_train, y_train, config.reader_crops, config.seed, config.cache_dir
+        )
+        x_train, y_train = np.concatenate([x_train, crops]), np.concatenate([y_train, crop_labels])
     own = None if config.own_digits is None else read_own_digits(config.own_digits)
     if own is not None:
         x_train, y_train = with_own_digits(x_train, y_train, own.images, own.labels, config.seed)

@@ -15,20 +15,25 @@ import keras
 import numpy as np
 import pytest
 from conftest import REPO_ROOT, run_script
+from PIL import Image
 
 from mnist_cnn import train as train_module
 from mnist_cnn.config import MODEL_NAMES, default_peak_rate
 from mnist_cnn.data import one_hot
 from mnist_cnn.errors import UserError
 from mnist_cnn.model import MODELS, build_model
+from mnist_cnn.segment import find_digits
+from mnist_cnn.synthetic import as_file_picture, reader_crop_or_none, reader_crops
 from mnist_cnn.train import (
     RunPaths,
     TrainConfig,
     exclusive_run,
     generate_outliers,
+    generate_reader_crops,
     prepare_run,
     train,
     training_outliers,
+    training_reader_crops,
 )
 
 QUICK = ("--limit", "2000", "--batch-size", "64")
@@ -97,9 +102,23 @@ def test_an_unusable_cache_folder_still_gives_the_outliers(tmp_path, capsys):
     blocker.write_text("not a folder")
     outliers = training_outliers(20, 7, blocker)
     printed = capsys.readouterr().out
-    assert f"{blocker}: cannot cache the outliers (not a folder)" in printed
+    assert f"{blocker}: cannot cache generated pictures (not a folder)" in printed
     assert "(generated, not cached)" in printed
     np.testing.assert_array_equal(outliers, generate_outliers(20, 7, ""))
+
+
+def test_reader_crops_are_made_once_then_read_from_the_cache(tmp_path, capsys, mnist):
+    x, y = mnist.x_train[:400], mnist.y_train[:400]
+    crops, labels = training_reader_crops(x, y, 0.1, 7, tmp_path / "cache")
+    assert "generated, then cached" in capsys.readouterr().out
+    again = training_reader_crops(x, y, 0.1, 7, tmp_path / "cache")
+    assert "(cached in" in capsys.readouterr().out
+    np.testing.assert_array_equal(crops, again[0])
+    np.testing.assert_array_equal(labels, again[1])
+    fresh = generate_reader_crops(x, y, 0.1, 7, "")
+    np.testing.assert_array_equal(crops, fresh[0])
+    assert 30 <= len(crops) <= 40 and len(labels) == len(crops)
+    assert not np.array_equal(crops, generate_reader_crops(x, y, 0.1, 8, "")[0])
 
 
 def quick_args(tmp_path, epochs: int) -> list[str]:
@@ -317,3 +336,40 @@ def test_restart_discards_the_interrupted_run_but_not_the_finished_model(tmp_pat
     assert not (paths.backup_dir / "training_metadata.json").exists()
     assert not paths.epoch_log.exists()
     assert paths.model.read_bytes() == b"the finished model"  # replaced only when a run ends
+
+
+def test_a_file_picture_is_the_digit_as_it_is_or_scaled_up_dark_on_white(mnist):
+    digit = mnist.x_test[0]
+    rng = np.random.default_rng(0)
+    pictures = [np.asarray(as_file_picture(digit, rng)) for _ in range(20)]
+    as_is = [p for p in pictures if p.shape == (28, 28)]
+    scaled = [p for p in pictures if p.shape != (28, 28)]
+    assert as_is and scaled
+    for picture in as_is:
+        np.testing.assert_array_equal(picture, digit)
+    for picture in scaled:
+        assert picture.shape[0] == picture.shape[1] and picture.shape[0] % 28 == 0
+        assert 3 * 28 <= picture.shape[0] <= 10 * 28
+        assert picture[0, 0] == 255 and picture.min() < 64  # white paper, dark ink
+
+
+def test_a_reader_crop_is_the_one_digit_the_reader_finds_or_nothing(mnist):
+    one = Image.fromarray(mnist.x_test[0])
+    np.testing.assert_array_equal(reader_crop_or_none(one), find_digits(one)[0].digit)
+    pair = Image.fromarray(np.concatenate([mnist.x_test[0], mnist.x_test[1]], axis=1))
+    assert len(find_digits(pair)) == 2 and reader_crop_or_none(pair) is None
+    assert reader_crop_or_none(Image.new("L", (28, 28))) is None
+
+
+def test_reader_crops_keep_each_crops_label_in_order(mnist):
+    digits = mnist.x_test[:60]
+    crops, labels = reader_crops(digits, np.arange(60), 3)
+    assert crops.dtype == np.uint8 and crops.shape[1:] == (28, 28)
+    assert len(crops) == len(labels) >= 45
+    assert np.all(np.diff(labels) > 0)  # a subset of the pictures, in their order
+    # Each crop is its digit, degraded and normalised: mostly where the digit's ink is.
+    overlap = [(crop > 0) & (digits[n] > 0) for crop, n in zip(crops, labels, strict=True)]
+    assert (
+        np.median([o.sum() / (digits[n] > 0).sum() for o, n in zip(overlap, labels, strict=True)])
+        > 0.5
+    )

@@ -108,6 +108,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "degraded pictures; 0 turns it off",
     )
     parser.add_argument(
+        "--reader-crops",
+        type=float,
+        default=DEFAULTS.reader_crops,
+        metavar="SHARE",
+        help="add this share of the training digits again, degraded, drawn as picture files "
+        "and cut out by the reader's own digit finding: the model then learns the crops "
+        "test_model.py gives it; 0 turns it off",
+    )
+    parser.add_argument(
         "--limit",
         type=int,
         default=None,
