@@ -28,6 +28,7 @@ from mnist_cnn.errors import NoDigitFoundError, SeveralLinesError
 from mnist_cnn.preprocess import (
     DECODE_SCALE,
     DECODE_SIZE,
+    NOISE_FLOOR,
     UNEVEN_LIGHT,
     border,
     denoise,
@@ -51,6 +52,15 @@ WORK_SIDE = DECODE_SIZE  # larger pictures are shrunk to this longer side: digit
 # narrower) over BACKGROUND_KERNEL pixels, a quarter of that: a digit's strokes are a minority.
 BACKGROUND_SIDE = 128
 BACKGROUND_KERNEL = 33
+# A smaller picture is enlarged to BACKGROUND_SIDE first, its strokes with it (an MNIST-sized
+# digit's 2-3 px become 10-14 px), so its median takes a wider square to stay mostly paper.
+ENLARGED_KERNEL = 45
+# Ink over more than this share of the picture is lit paper, not pen (grey paper between dark
+# bands at the edges, which the border took for the background) ...
+PAPER_SHARE = 0.5
+# ... when its median lies below this share of the ink's full strength: a bold digit cropped
+# tight covers much of its picture too, but at full strength.
+PAPER_LEVEL = 0.5
 # The light is uneven when the paper's border has its 10th and 90th percentiles further apart
 # than preprocess.UNEVEN_LIGHT of the ink's contrast: a shadow over a third of the picture is
 # invisible to preprocess.uneven, which only sees the spread of the middle half.
@@ -254,20 +264,24 @@ def shrink(gray: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def paper_light(gray: np.ndarray) -> np.ndarray:
-    """The paper's brightness, float (h, w) on a copy of grey float (H, W) BACKGROUND_SIDE high.
+    """The paper's brightness, float (h, w) on a copy of grey float (H, W) BACKGROUND_SIDE high
+    (shrunk, or enlarged from a smaller picture).
 
     A median over a square wider than any stroke: ink and rulings are a minority there,
     whatever their colour, and the median keeps a shadow's edge where it is.
     """
     height, width = gray.shape
-    scale = min(1.0, BACKGROUND_SIDE / min(height, width))
+    scale = BACKGROUND_SIDE / min(height, width)
     small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = cv2.resize(to_uint8(gray), small_size, interpolation=cv2.INTER_AREA)
+    shrinking = scale <= 1.0
+    resample = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    small = cv2.resize(to_uint8(gray), small_size, interpolation=resample)
+    kernel = BACKGROUND_KERNEL if shrinking else ENLARGED_KERNEL
     # medianBlur repeats the edge row, which would make a rule along the edge the paper.
-    half = BACKGROUND_KERNEL // 2
+    half = kernel // 2
     padded = cv2.copyMakeBorder(small, half, half, half, half, cv2.BORDER_REFLECT_101)
     # It takes any odd size for 8-bit images only; 1/255 is far below the ink floor.
-    median = cv2.medianBlur(padded, BACKGROUND_KERNEL)[half:-half, half:-half]
+    median = cv2.medianBlur(padded, kernel)[half:-half, half:-half]
     return median.astype(np.float32) / 255.0
 
 
@@ -300,6 +314,23 @@ def local_background(gray: np.ndarray, paper: np.ndarray) -> np.ndarray:
     return np.clip(above / np.maximum(1.0 - paper, MIN_PAPER), 0.0, 1.0)
 
 
+def without_lit_paper(ink: np.ndarray, name: str) -> np.ndarray:
+    """Ink float32 (H, W) in [0, 1] with lit paper taken out: when ink covers more than
+    PAPER_SHARE of the picture at a median below PAPER_LEVEL, that median is the paper's
+    level, and the ink is measured from it. Raises NoDigitFoundError when nothing is left."""
+    on = ink > 0
+    if on.mean() <= PAPER_SHARE:
+        return ink
+    paper = float(np.median(ink[on]))
+    if paper >= PAPER_LEVEL:
+        return ink
+    above = np.clip((ink - paper) / (1.0 - paper), 0.0, 1.0)
+    above = np.where(above > NOISE_FLOOR, above, 0.0).astype(np.float32)
+    if not above.any():
+        raise NoDigitFoundError(f"{name}: no digit found")
+    return above
+
+
 def ink_map(image: Image.Image, name: str) -> tuple[np.ndarray, float]:
     """Ink float32 (H, W) in [0, 1] at the work size, and the original pixels per work pixel.
 
@@ -314,7 +345,8 @@ def ink_map(image: Image.Image, name: str) -> tuple[np.ndarray, float]:
         flipped = local_background(gray, paper)
     elif uneven(flipped):
         flipped = even_out(flipped)
-    return ink_strength(flipped, name), scale * float(image.info.get(DECODE_SCALE, 1.0))
+    ink = without_lit_paper(ink_strength(flipped, name), name)
+    return ink, scale * float(image.info.get(DECODE_SCALE, 1.0))
 
 
 def straight_runs(mask: np.ndarray) -> np.ndarray:

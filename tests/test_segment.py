@@ -23,6 +23,7 @@ from mnist_cnn.segment import (
     find_digits,
     labelled,
     straight_runs,
+    without_lit_paper,
 )
 from mnist_cnn.synthetic import (
     FONT_FILES,
@@ -599,3 +600,22 @@ def test_the_line_search_is_skipped_only_where_no_line_can_be():
     side = np.zeros_like(dash)
     side[10:12, : LINE_GAP + 60] = 1  # touching a side, where a shorter run may survive
     assert could_hold_a_run(side, 100)
+
+
+@pytest.mark.parametrize("scale", [1, 10])
+def test_a_digit_on_grey_paper_between_dark_bands_is_found(mnist, scale):
+    # The bands fill most of the border, so the border's median is theirs, not the paper's.
+    digit = mnist.x_test[0]
+    picture = np.maximum(digit, 70).astype(np.uint8)
+    picture[:, :4] = picture[:, -4:] = 0
+    page = Image.fromarray(picture).resize((28 * scale, 28 * scale), Image.Resampling.NEAREST)
+    (found,) = find_digits(page)
+    plain = find_digits(Image.fromarray(digit).resize(page.size, Image.Resampling.NEAREST))[0]
+    assert np.abs(found.digit.astype(int) - plain.digit.astype(int)).mean() < 10
+
+
+def test_a_bold_digit_cropped_tight_keeps_its_ink():
+    ink = np.zeros((20, 14), np.float32)
+    ink[2:18, 1:13] = 1.0
+    ink[6:14, 5:9] = 0.0  # a thick 0 filling most of its picture, at full strength
+    np.testing.assert_array_equal(without_lit_paper(ink, "bold"), ink)
