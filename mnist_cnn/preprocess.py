@@ -29,6 +29,7 @@ NOISE_FLOOR = 0.1
 THIN_STROKE = 0.05
 TYPICAL_STROKE = 0.10
 WORK_BOX = 80  # thin digits are widened at this size: detailed, yet cheap to filter
+CLOSING_PIXELS = 2  # gaps this wide (in MNIST pixels) inside a stroke do not make it thin
 PEN_TRACE = 0.25  # at WORK_BOX, a thin line's faint trace above this share of the peak is pen
 # A border spread above this share of the ink's contrast is uneven lighting, not grain: the
 # background is then estimated on a LIGHTING_GRID-pixel copy, opened with LIGHTING_FILTER.
@@ -249,9 +250,19 @@ def stroke_width(ink: np.ndarray) -> float:
     return 2.0 * np.count_nonzero(mask) / max(outline, 1)
 
 
+def closed_stroke_width(ink: np.ndarray) -> float:
+    """`stroke_width` of float ink (H, W) after a morphological closing over a square of
+    CLOSING_PIXELS MNIST pixels (at the digit's 20-pixel box): ink broken into specks by
+    noise, jitter or an outline counts as the stroke it draws, not as many thin ones."""
+    side = 2 * round(CLOSING_PIXELS * max(ink.shape) / DIGIT_BOX / 2) + 1  # odd, for Pillow
+    mask = Image.fromarray(((ink > 0.5) * 255).astype(np.uint8))
+    closed = mask.filter(ImageFilter.MaxFilter(side)).filter(ImageFilter.MinFilter(side))
+    return stroke_width(np.asarray(closed, np.float32) / 255.0)
+
+
 def thicken(ink: np.ndarray) -> np.ndarray:
     """Redraw a thin-penned digit (tightly cropped) with MNIST's typical pen width."""
-    ratio = stroke_width(ink) / max(ink.shape)
+    ratio = closed_stroke_width(ink) / max(ink.shape)
     if ratio >= THIN_STROKE:
         return ink
     patch = fit_box(ink, WORK_BOX)

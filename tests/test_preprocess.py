@@ -15,6 +15,7 @@ from mnist_cnn.errors import UserError
 from mnist_cnn.preprocess import (
     DIGIT_BOX,
     centre_of_mass,
+    closed_stroke_width,
     open_image,
     stroke_width,
     to_mnist,
@@ -325,3 +326,16 @@ def test_digits_drawn_with_a_thin_pen(committed_model_path, mnist):
     chosen = rng.choice(len(mnist.x_test), THIN_PEN_DIGITS, replace=False)
     digits = np.stack([to_mnist(with_thin_pen(mnist.x_test[i])) for i in chosen])
     assert accuracy(committed_model_path, digits, mnist.y_test[chosen]) >= 0.92
+
+
+def test_a_speckled_stroke_is_not_thickened_but_a_thin_pen_is(mnist):
+    digit = mnist.x_test[0].astype(np.float32) / 255
+    rng = np.random.default_rng(0)
+    speckled = np.where(rng.random(digit.shape) < 0.5, digit, 0.0)  # half the ink knocked out
+    assert stroke_width(speckled) / speckled.shape[0] < preprocess.THIN_STROKE  # looks thin ...
+    assert closed_stroke_width(speckled) / speckled.shape[0] >= preprocess.THIN_STROKE
+    np.testing.assert_array_equal(preprocess.thicken(speckled), speckled)  # ... yet kept as is
+    thin = np.zeros((200, 120), np.float32)
+    thin[10:190, 58:61] = 1.0  # a 1 drawn with a 3-pixel pen on a 200-pixel-high crop
+    widened = preprocess.thicken(thin)  # redrawn at the work size, the pen widened
+    assert stroke_width(widened) / max(widened.shape) > 2 * stroke_width(thin) / max(thin.shape)
