@@ -101,6 +101,10 @@ EDGE_BAND = 0.03
 # shadow's wedge is widest at the edge, a digit crossing it meets it over a pen's width.
 EDGE_STRETCH = 0.15
 EDGE_SHARE = 0.6
+# A component stretched along a side whose pen is this share of its narrower side or more is a
+# filled shape (a wedge of shadow, a strip of glare), whatever the model reads it as; a digit
+# cropped tight is drawn with a pen (a bold 0 or a 7's bar about a fifth).
+EDGE_SOLID = 0.35
 SPECK = 0.2  # components whose longer side is below this share of the digit height are dirt
 MIN_DIGIT_HEIGHT = 0.4  # groups lower than this share of the digit height are specks or dots
 MAX_CANDIDATES = 32  # more than this is a page of text, not a number
@@ -517,12 +521,13 @@ def coverage(band: np.ndarray, count: int) -> np.ndarray:
     return np.bincount(pairs // band.shape[1], minlength=count)[:count]
 
 
-def along_edges(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
-    """bool (N,): components (rows of `stats`) that are light or shadow at the picture's edge:
-    lying, within EDGE_BAND of a side, along at least ALONG_EDGE of it (a strip of glare a few
-    pixels in from the edge), or along EDGE_STRETCH of it and for EDGE_SHARE of their own
-    extent that way (a shadow's wedge, widest at the edge; a strip that fades out). A stroke
-    crossing the edge meets it over a pen's width."""
+def along_edges(labels: np.ndarray, stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two bool (N,) over the components (rows of `stats`) that may be light or shadow at the
+    picture's edge. First, those lying, within EDGE_BAND of a side, along at least ALONG_EDGE
+    of it (a strip of glare a few pixels in from the edge): never a digit. Second, the others
+    along EDGE_STRETCH of a side and for EDGE_SHARE of their own extent that way (a shadow's
+    wedge, widest at the edge; a strip that fades out), which a digit cropped tight can be too
+    (a 7's bar along the top): see `edge_light`."""
     count = int(stats[:, 0].max()) + 1 if len(stats) else 1
     height, width = labels.shape
     depth = max(1, round(EDGE_BAND * min(height, width)))
@@ -532,13 +537,34 @@ def along_edges(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
         (labels[:, :depth].T, stats[:, 4]),
         (labels[:, -depth:].T, stats[:, 4]),
     )
-    along = np.zeros(len(stats), bool)
+    along, stretched = np.zeros(len(stats), bool), np.zeros(len(stats), bool)
     for band, extent in sides:
         met = coverage(band, count)[stats[:, 0]]
         length = band.shape[1]
         along |= met >= ALONG_EDGE * length
-        along |= (met >= EDGE_STRETCH * length) & (met >= EDGE_SHARE * extent)
-    return along
+        stretched |= (met >= EDGE_STRETCH * length) & (met >= EDGE_SHARE * extent)
+    return along, stretched & ~along
+
+
+def edge_light(
+    labels: np.ndarray, stats: np.ndarray, ink: np.ndarray, score: Score | None
+) -> np.ndarray:
+    """bool (N,): the components (rows of `stats`) that are light or shadow at the picture's
+    edge (`along_edges`). One only stretched along a side is light unless `score` accepts it
+    as a digit and it is drawn with a pen, not filled (EDGE_SOLID): a digit cropped tight;
+    without a score, it is light."""
+    along, stretched = along_edges(labels, stats)
+    if score is None or not stretched.any():
+        return along | stretched
+    rows = np.flatnonzero(stretched)
+    pieces = []
+    for label, left, top, width, height in stats[rows, :5]:
+        box = (left, top, left + width, top + height)
+        pieces.append(Part(labels[top : top + height, left : left + width] == label, box))
+    worth, _ = readings(pieces, ink, score)
+    solid = np.array([stroke_width(p.own) / min(p.own.shape) >= EDGE_SOLID for p in pieces])
+    stretched[rows[(worth > 0) & ~solid]] = False
+    return along | stretched
 
 
 def dots(stats: np.ndarray, height: float) -> np.ndarray:
@@ -951,7 +977,7 @@ def find_parts(
     ink, scale = ink_map(image, name)
     mask = erase_lines(ink)
     labels, stats = components(mask)
-    stats = stats[~frames(stats) & ~along_edges(labels, stats)]
+    stats = stats[~frames(stats) & ~edge_light(labels, stats, ink, score)]
     if len(stats) == 0:
         raise NoDigitFoundError(f"{name}: no digit found")
     height = digit_height(stats)

@@ -620,3 +620,26 @@ def test_a_bold_digit_cropped_tight_keeps_its_ink():
     ink[2:18, 1:13] = 1.0
     ink[6:14, 5:9] = 0.0  # a thick 0 filling most of its picture, at full strength
     np.testing.assert_array_equal(without_lit_paper(ink, "bold"), ink)
+
+
+def against_a_side(digit: np.ndarray, side: int) -> np.ndarray:
+    """An MNIST digit uint8 (28, 28) moved until its ink touches one side of the picture
+    (0 top, 1 bottom, 2 left, 3 right): a picture cropped tight to one side."""
+    rows, cols = np.nonzero(digit)
+    shift, axis = [(-rows.min(), 0), (27 - rows.max(), 0), (-cols.min(), 1), (27 - cols.max(), 1)][
+        side
+    ]
+    return np.roll(digit, shift, axis)
+
+
+def test_digits_cropped_tight_against_a_side_are_read_not_taken_for_edge_light(reader, mnist):
+    digits, labels = mnist.x_test[:200], mnist.y_test[:200]
+    pages = [
+        Image.fromarray(255 - against_a_side(digit, n % 4)).resize((280, 280))
+        for n, digit in enumerate(digits)
+    ]
+    read = [reading_or_none(reader, page) for page in pages]
+    assert sum(number in ("", "error") for number in read) <= 4  # "no digit found", refused
+    assert (
+        np.mean([number == str(label) for number, label in zip(read, labels, strict=True)]) >= 0.96
+    )
