@@ -4,6 +4,7 @@ real (tiny) fine-tunes that write OUT's whole set and never MODEL."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -312,3 +313,22 @@ def test_own_digits_join_a_run_from_scratch_with_its_progress(tmp_path):
     assert (state["stage"], state["epoch"], state["epochs"]) == ("done", 1, 1)
     assert state["before"] is None and state["after"] is None
     assert out.is_file() and onnx_beside(out).is_file() and ood.stats_path(out).is_file()
+
+
+def test_fine_tuning_writes_over_the_start_model_only_when_told_to(
+    tmp_path, mnist, tiny_model_path
+):
+    start = tmp_path / "m.keras"
+    shutil.copyfile(tiny_model_path, start)
+    before = file_sha256(start)
+    config = TrainConfig(
+        start_from=start,
+        own_digits=own_folder(tmp_path / "own", bars(8), 1),
+        model_path=start,  # OUT is MODEL: the person asked for it
+        epochs=2,
+        batch_size=64,
+        limit=500,
+    )
+    result = finetune(config, mnist=mnist)
+    assert result.written[0] == start and file_sha256(start) != before
+    assert json.loads(ood.stats_path(start).read_text())["model_sha256"] == file_sha256(start)
