@@ -212,6 +212,15 @@ def even_out(gray: np.ndarray) -> np.ndarray:
     return np.clip(gray - background, 0.0, 1.0)
 
 
+def above_floor(ink: np.ndarray, floor: float, name: str) -> np.ndarray:
+    """Ink float (H, W) with everything at or below `floor` made exactly 0, as float32.
+    Raises NoDigitFoundError, naming `name`, when no ink is left."""
+    ink = np.where(ink > floor, ink, 0.0).astype(np.float32)
+    if not ink.any():
+        raise NoDigitFoundError(f"{name}: no digit found")
+    return ink
+
+
 def ink_strength(gray: np.ndarray, name: str) -> np.ndarray:
     """Ink in [0, 1] above the background; background and its noise become exactly 0."""
     edge = border(gray)
@@ -220,11 +229,7 @@ def ink_strength(gray: np.ndarray, name: str) -> np.ndarray:
     if contrast < MIN_CONTRAST:
         raise NoDigitFoundError(f"{name}: no digit found")
     ink = np.clip((gray - background) / contrast, 0.0, 1.0)
-    floor = max(NOISE_FLOOR, noise_level(edge, background) / contrast)
-    ink = np.where(ink > floor, ink, 0.0).astype(np.float32)
-    if not ink.any():
-        raise NoDigitFoundError(f"{name}: no digit found")
-    return ink
+    return above_floor(ink, max(NOISE_FLOOR, noise_level(edge, background) / contrast), name)
 
 
 def crop_to_ink(ink: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ from mnist_cnn.preprocess import (
     DECODE_SIZE,
     NOISE_FLOOR,
     UNEVEN_LIGHT,
+    above_floor,
     border,
     denoise,
     even_out,
@@ -328,11 +329,7 @@ def without_lit_paper(ink: np.ndarray, name: str) -> np.ndarray:
     paper = float(np.median(ink[on]))
     if paper >= PAPER_LEVEL:
         return ink
-    above = np.clip((ink - paper) / (1.0 - paper), 0.0, 1.0)
-    above = np.where(above > NOISE_FLOOR, above, 0.0).astype(np.float32)
-    if not above.any():
-        raise NoDigitFoundError(f"{name}: no digit found")
-    return above
+    return above_floor(np.clip((ink - paper) / (1.0 - paper), 0.0, 1.0), NOISE_FLOOR, name)
 
 
 def ink_map(image: Image.Image, name: str) -> tuple[np.ndarray, float]:
@@ -556,14 +553,16 @@ def edge_light(
     along, stretched = along_edges(labels, stats)
     if score is None or not stretched.any():
         return along | stretched
-    rows = np.flatnonzero(stretched)
     pieces = []
-    for label, left, top, width, height in stats[rows, :5]:
-        box = (left, top, left + width, top + height)
-        pieces.append(Part(labels[top : top + height, left : left + width] == label, box))
-    worth, _ = readings(pieces, ink, score)
-    solid = np.array([stroke_width(p.own) / min(p.own.shape) >= EDGE_SOLID for p in pieces])
-    stretched[rows[(worth > 0) & ~solid]] = False
+    for row in np.flatnonzero(stretched):
+        label, left, top, width, height = stats[row, :5]
+        own = labels[top : top + height, left : left + width] == label
+        # A filled shape is light whatever the model reads it as: no need to ask it.
+        if stroke_width(own) / min(own.shape) < EDGE_SOLID:
+            pieces.append((row, Part(own, (left, top, left + width, top + height))))
+    if pieces:
+        worth, _ = readings([part for _, part in pieces], ink, score)
+        stretched[[row for row, _ in pieces]] &= worth <= 0
     return along | stretched
 
 
