@@ -194,7 +194,9 @@ def check_layout(folder: Path) -> None:
 def load_own_digits(folder: Path | str) -> OwnDigits:
     """Every picture under `folder/0/ ... folder/9/` as model inputs with their labels.
 
-    A picture that cannot be read is skipped, with one message naming it in `skipped`.
+    A picture that cannot be read is skipped, with one message naming it in `skipped`; so is
+    a picture whose model input is the same as an earlier one's (a copy, or the same digit
+    saved under another name), the first one kept whatever its label.
     Raises UserError when the folder is missing, has a subfolder not named 0-9, holds no
     readable picture, or holds more than MAX_PICTURES.
     """
@@ -206,12 +208,18 @@ def load_own_digits(folder: Path | str) -> OwnDigits:
             f"{folder}: {len(paths):,} pictures, more than the {MAX_PICTURES:,} allowed"
         )
     images, labels, kept, skipped = [], [], [], []
+    first: dict[str, Path] = {}  # content name -> the first picture read with that content
     for path in paths:
         try:
-            images.append(read_picture(path))
+            image = read_picture(path)
         except UserError as error:
             skipped.append(str(error))
             continue
+        seen = first.setdefault(content_name(image), path)
+        if seen != path:  # counted twice, it would weigh double and could be taught and measured
+            skipped.append(f"{path}: the same picture as {seen}, counted once")
+            continue
+        images.append(image)
         labels.append(int(path.parent.name))
         kept.append(path)
     if not images:

@@ -86,3 +86,28 @@ def test_bad_folders_get_one_line(tmp_path):
     (tmp_path / "seven").mkdir()
     with pytest.raises(UserError, match="'seven' is not a digit"):
         own_digits.load_own_digits(tmp_path)
+
+
+def test_a_copied_picture_is_counted_once_and_named(tmp_path):
+    path, _ = own_digits.save_digit(tmp_path, 3, digit_image(6))
+    own_digits.save_digit(tmp_path, 3, digit_image(7))
+    (tmp_path / "3" / "copy of it.png").write_bytes(path.read_bytes())
+    (tmp_path / "5").mkdir()
+    (tmp_path / "5" / "again.png").write_bytes(path.read_bytes())  # and filed as another digit
+    loaded = own_digits.load_own_digits(tmp_path)
+    assert loaded.labels.tolist() == [3, 3]
+    assert len(loaded.skipped) == 2
+    assert all("the same picture as" in message for message in loaded.skipped)
+    assert any("again.png" in message for message in loaded.skipped)
+
+
+def test_a_huge_photo_is_read_or_refused_in_one_line(tmp_path):
+    (tmp_path / "1").mkdir()
+    photo = np.full((3000, 4000), 235, np.uint8)  # 12 megapixels of paper
+    photo[1000:2000, 1900:2050] = 30  # and a 1 on it
+    Image.fromarray(photo).save(tmp_path / "1" / "photo.jpg", quality=90)
+    noise = np.random.default_rng(0).integers(0, 256, (3000, 4000), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "1" / "too big.png")  # over MAX_PICTURE_BYTES
+    loaded = own_digits.load_own_digits(tmp_path)
+    assert loaded.labels.tolist() == [1] and loaded.images[0].max() > 200
+    assert len(loaded.skipped) == 1 and "too big.png: larger than 5 MB" in loaded.skipped[0]
