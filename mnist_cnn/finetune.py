@@ -55,6 +55,12 @@ HELD_OUT_MIN = 5  # pictures per digit in the held-out part; fewer: cross-valida
 K_FOLDS = 2  # few folds: each is a whole fine-tune, and the command must stay within a minute
 MIN_PICTURES = 2  # one to learn from and one to measure on, at the least
 OWN_SHARE = 0.25  # of each batch: the person's digits; the rest MNIST (and non-digits)
+# ... with FULL_SHARE_AT pictures or more; fewer take a share in proportion, so that each
+# picture is drawn about as often (64 times) however few there are. Ten pictures of one
+# digit drawn 640 times each teach the writer's style itself to mean that digit: taught
+# only hollow 1s, the model read the writer's other hollow digits 6 points worse (as 1s),
+# and 1.6 points worse at the proportional share (docs/teaching.md, validation pictures).
+FULL_SHARE_AT = 100
 OUTLIER_SHARE = 0.1  # of the MNIST part: non-digits, as in a full run (6,000 in 60,000)
 MAX_OUTLIERS = 2000  # generated once (about 3 s) and cached; enough to draw from
 # The person's pictures' deformations: elastic (Simard et al. 2003's MNIST values) for half
@@ -178,8 +184,14 @@ def deform_own(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return random_affine(images, rng)
 
 
+def own_share(count: int) -> float:
+    """The share of each batch given to the person's digits when they have `count` pictures:
+    OWN_SHARE from FULL_SHARE_AT pictures on, in proportion below."""
+    return OWN_SHARE * min(1.0, count / FULL_SHARE_AT)
+
+
 class MixedBatches(keras.utils.PyDataset):
-    """`steps` batches an epoch, each OWN_SHARE the person's digits (deformed and degraded
+    """`steps` batches an epoch, each `share` the person's digits (deformed and degraded
     afresh; `own` uint8 (N, 28, 28) and labels (N,)) and the rest MNIST digits (`mnist`: uint8
     (M, 28, 28) and float32 targets (M, 10)), OUTLIER_SHARE of those replaced by `outliers`
     with a uniform target and weight OUTLIER_WEIGHT, a `degrade` share of them degraded.
@@ -195,13 +207,14 @@ class MixedBatches(keras.utils.PyDataset):
         steps: int,
         seed: int,
         degrade: float = 0.0,
+        share: float = OWN_SHARE,
     ):
         super().__init__()
         self.own_x, self.own_y = own
         self.mnist_x, self.mnist_targets = mnist
         self.outliers = outliers
         self.batch_size, self.steps, self.seed = batch_size, steps, seed
-        self.degrade = degrade
+        self.degrade, self.share = degrade, share
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -212,7 +225,7 @@ class MixedBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        n_own = max(1, round(OWN_SHARE * self.batch_size))
+        n_own = max(1, round(self.share * self.batch_size))
         n_mnist = self.batch_size - n_own
         n_outliers = round(OUTLIER_SHARE * n_mnist) if len(self.outliers) else 0
         own = rng.integers(0, len(self.own_y), n_own)
@@ -322,6 +335,7 @@ def finetune_locked(
             steps,
             config.seed + run,
             config.degrade,  # the MNIST part degraded as in a full run (--degrade)
+            own_share(len(own.labels)),  # of all of them: each fold's model learns alike
         )
         callback = report_progress(progress, clock, run * config.epochs)
         fit_once(model, start, batches, config, callback)

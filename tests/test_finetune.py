@@ -25,6 +25,7 @@ from mnist_cnn.finetune import (
     OWN_SHARE,
     MixedBatches,
     finetune,
+    own_share,
     random_affine,
     split_own,
 )
@@ -93,6 +94,19 @@ def test_mixed_batches_are_part_own_digits_and_repeatable(mnist):
     assert np.array_equal(again[0][0], images)
     batches.on_epoch_end()
     assert not np.array_equal(batches[0][0], images)  # the next epoch deforms afresh
+
+
+def test_a_few_pictures_take_a_smaller_share_of_each_batch(mnist):
+    assert own_share(500) == own_share(100) == OWN_SHARE
+    assert own_share(10) == pytest.approx(OWN_SHARE / 10)
+    own = (mnist.x_test[:10], mnist.y_test[:10].astype(np.int64))
+    pool = (mnist.x_train[:500], one_hot(mnist.y_train[:500]))
+    batches = MixedBatches(
+        own, pool, np.zeros((5, 28, 28), np.uint8), 128, 1, 7, 0.0, own_share(10)
+    )
+    _, _, weights = batches[0]
+    n_own = round(own_share(10) * 128)  # 3: each picture drawn as often as one of a hundred
+    assert n_own == 3 and np.sum(weights < 1) == round(OUTLIER_SHARE * (128 - n_own))
 
 
 def test_random_affine_keeps_shape_and_ink(mnist):
