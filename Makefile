@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train evaluate test test-fast lint serve benchmark benchmark-web robustness teach-benchmark screenshot clean
+.PHONY: install train train-pair evaluate test test-fast lint serve benchmark benchmark-web robustness teach-benchmark screenshot clean
 
 $(STAMP): requirements.txt requirements-bench.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ install: $(STAMP)  ## create .venv with the pinned requirements
 
 train: $(STAMP)  ## train the CNN on the bundled MNIST data
 	$(BIN)/python train_model.py
+
+train-pair: $(STAMP)  ## train the touching-pair model (mnist_cnn/models/mnist_cnn_pair.*, about 10 min)
+	$(BIN)/python -m mnist_cnn.pair --seed 0
 
 evaluate: $(STAMP)  ## evaluate your latest model (else the shipped one) on the test set
 	$(BIN)/python evaluate_model.py

@@ -27,15 +27,22 @@ from mnist_cnn.files import file_sha256
 SAVED_MODEL_SUFFIX = "_savedmodel"
 
 
-def built(model):
-    """The model after one call on a blank digit: Keras exports only models that have run."""
-    model(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32))
+def built(model, example_shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)):
+    """The model after one call on a blank input (a digit unless `example_shape` says
+    otherwise): Keras exports only models that have run."""
+    model(np.zeros((1, *example_shape, 1), np.float32))
     return model
 
 
-def export_onnx(model, keras_path: Path, keras_sha256: str | None = None) -> Path:
+def export_onnx(
+    model,
+    keras_path: Path,
+    keras_sha256: str | None = None,
+    example_shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE),
+) -> Path:
     """Write `<keras_path>.onnx` (ONNX opset chosen by Keras) recording the SHA-256 of
-    `keras_path` (computed when not given) in its metadata; returns the path written."""
+    `keras_path` (computed when not given) in its metadata; returns the path written.
+    `example_shape`: the model's input, rows and columns (a digit's by default)."""
     import onnx
 
     target = onnx_beside(keras_path)
@@ -43,7 +50,7 @@ def export_onnx(model, keras_path: Path, keras_sha256: str | None = None) -> Pat
     with warnings.catch_warnings():
         # Keras' bundled tf2onnx code probes np.object, which NumPy 2 warns about.
         warnings.simplefilter("ignore", FutureWarning)
-        built(model).export(str(tmp), format="onnx", verbose=False)
+        built(model, example_shape).export(str(tmp), format="onnx", verbose=False)
     exported = onnx.load(str(tmp))
     entry = exported.metadata_props.add()
     entry.key, entry.value = SOURCE_SHA256_KEY, keras_sha256 or file_sha256(keras_path)

@@ -19,6 +19,10 @@ MAX_PIXELS = 40_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 DECODE_SIZE = 1024  # big JPEGs are decoded down to about this size (never below it)
 
+# Two touching digits read whole (pair.py) are laid out alike at twice the width: their ink
+# scaled to fit PAIR_BOX (rows, columns; aspect kept), centred by mass in PAIR_SHAPE.
+PAIR_SHAPE = (28, 56)
+PAIR_BOX = (20, 48)
 DIGIT_BOX = 20  # MNIST scales each digit's longer side to 20 px inside the 28x28 field
 CENTRE = IMAGE_SIZE / 2  # MNIST puts the centre of mass at pixel index 14 (row and column)
 # Ink that differs from the background by less than this (of full scale) is no ink at all.
@@ -307,6 +311,25 @@ def to_uint8(ink: np.ndarray) -> np.ndarray:
 def normalise(ink: np.ndarray) -> np.ndarray:
     """One digit's ink, float (H, W) in [0, 1] with some ink -> MNIST's uint8 (28, 28) layout."""
     return to_uint8(paste_centred(fit_box(thicken(crop_to_ink(ink)))))
+
+
+def normalise_pair(ink: np.ndarray) -> np.ndarray:
+    """A wide piece's ink, float (H, W) in [0, 1] with some ink -> uint8 PAIR_SHAPE: cropped
+    to its ink, scaled to fit PAIR_BOX keeping its aspect, centred by mass."""
+    crop = crop_to_ink(np.asarray(ink, np.float32))
+    height, width = crop.shape
+    scale = min(PAIR_BOX[0] / height, PAIR_BOX[1] / width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resample = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    patch = np.clip(cv2.resize(crop, size, interpolation=resample), 0.0, 1.0)
+    rows, cols = np.indices(patch.shape)
+    total = max(float(patch.sum()), 1e-6)
+    row, col = (rows * patch).sum() / total, (cols * patch).sum() / total
+    top = int(np.clip(round(PAIR_SHAPE[0] / 2 - row), 0, PAIR_SHAPE[0] - patch.shape[0]))
+    left = int(np.clip(round(PAIR_SHAPE[1] / 2 - col), 0, PAIR_SHAPE[1] - patch.shape[1]))
+    field = np.zeros(PAIR_SHAPE, np.float32)
+    field[top : top + patch.shape[0], left : left + patch.shape[1]] = patch
+    return to_uint8(field)
 
 
 def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:

@@ -22,6 +22,7 @@ from PIL import Image
 from mnist_cnn.data import IMAGE_SIZE
 from mnist_cnn.engine import engine_name
 from mnist_cnn.errors import UnreadableImageError, UserError
+from mnist_cnn.pair import SHIPPED_PAIR_PATH, shipped_pair_score
 from mnist_cnn.predict import Classifier, load_classifier, top_k
 from mnist_cnn.preprocess import DECODE_SCALE, check_pixels, open_image
 from mnist_cnn.segment import Candidate, Found, Symbol, find_number, whole_picture
@@ -166,8 +167,10 @@ class Reader:
 
     `model_path`: a `.keras`, `.h5`, `.onnx` or `.tflite` file; None reads with your latest
     trained model, else the shipped one (`shipped=True`: always the shipped one), on its ONNX
-    export when that is current. `accept_all` turns the not-a-digit verdict off. `notes` holds
-    what the caller may show the user (which model, statistics missing).
+    export when that is current. `accept_all` turns the not-a-digit verdict off. `pairs`
+    reads a wide piece that no cut splits with the shipped pair model (pair.py), loaded at
+    the first such piece. `notes` holds what the caller may show the user (which model,
+    statistics missing).
 
     Raises UserError when the model cannot be loaded.
     """
@@ -179,16 +182,28 @@ class Reader:
         shipped: bool = False,
         accept_all: bool = False,
         verbose: bool = False,
+        pairs: bool = True,
     ):
         path = None if model_path is None else Path(model_path)
         self.classifier, self.notes = load_classifier(path, accept_all, verbose, shipped)
+        self.pairs = pairs
 
     @classmethod
-    def from_classifier(cls, classifier: Classifier) -> Reader:
+    def from_classifier(cls, classifier: Classifier, pairs: bool = True) -> Reader:
         """A Reader around a classifier already loaded (tests, the web app's warm copy)."""
         reader = cls.__new__(cls)
-        reader.classifier, reader.notes = classifier, []
+        reader.classifier, reader.notes, reader.pairs = classifier, [], pairs
         return reader
+
+    @property
+    def pair_score(self):
+        """segment.PairScore of the shipped pair model, or None (`pairs` off, or not shipped)."""
+        shipped = SHIPPED_PAIR_PATH.is_file() or SHIPPED_PAIR_PATH.with_suffix(".onnx").is_file()
+        return self.read_pairs if self.pairs and shipped else None
+
+    def read_pairs(self, crops: np.ndarray) -> np.ndarray:
+        """The shipped pair model's probabilities for uint8 wide pieces (segment.PairScore)."""
+        return shipped_pair_score()(crops)
 
     @property
     def model_path(self) -> Path:
@@ -230,7 +245,7 @@ class Reader:
                 number = (
                     Found([whole_picture(image, name)], [], [])
                     if single
-                    else find_number(image, name, self.score)
+                    else find_number(image, name, self.score, self.pair_score)
                 )
                 found.append((name, size_of(image), number))
             except UserError as error:
@@ -263,7 +278,9 @@ class Reader:
         return said.probabilities, said.is_digit
 
     def digit_readings(self, candidates: list[Candidate], stacked: np.ndarray) -> list:
-        """A DigitReading per candidate, from one classifier pass over uint8 (N, 28, 28)."""
+        """A DigitReading per candidate, from one classifier pass over uint8 (N, 28, 28); a
+        candidate the pair model read (one of two touching digits) keeps that reading and
+        is a digit."""
         said = self.classifier.classify(stacked)
         return [
             DigitReading(
@@ -271,11 +288,18 @@ class Reader:
                 confidence=float(np.max(probabilities)),
                 probabilities=probabilities,
                 box=tuple(int(side) for side in candidate.box),
-                is_digit=bool(is_digit),
+                is_digit=bool(is_digit) or candidate.reading is not None,
                 ood_score=float(score),
                 image=candidate.digit,
             )
             for candidate, probabilities, score, is_digit in zip(
-                candidates, said.probabilities, said.scores, said.is_digit, strict=True
+                candidates,
+                [
+                    read if c.reading is None else c.reading
+                    for c, read in zip(candidates, said.probabilities, strict=True)
+                ],
+                said.scores,
+                said.is_digit,
+                strict=True,
             )
         ]

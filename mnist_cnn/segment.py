@@ -8,7 +8,8 @@ Pure: an image in, candidates out. After preprocess.py's polarity and lighting s
      picture's edge, merges the pieces of one digit, drops specks much smaller than the
      digits, and orders the digits left to right,
   4. with the caller's score (a model; this file has none), cuts touching digits and joins a
-     digit's pieces where the model reads the result clearly better (`resegment`),
+     digit's pieces where the model reads the result clearly better (`resegment`), and with
+     the caller's pair score, reads a wide piece no cut won as two touching digits whole,
   5. finds a decimal point and a leading minus among the marks too small to be digits,
   6. gives each digit preprocess.normalise, the MNIST normalisation a single digit gets.
 Deciding which candidates are digits at all (an out-of-distribution score) is the caller's.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -37,6 +38,7 @@ from mnist_cnn.preprocess import (
     ink_strength,
     ink_up,
     normalise,
+    normalise_pair,
     stroke_width,
     to_grayscale,
     to_mnist,
@@ -194,14 +196,31 @@ MERGED_WIDE = 1.3
 # when neither piece is a digit, it reads SIDES_SURE: a number is not made of non-digits).
 MERGE_MARGIN = 0.15
 PIECES_PER_DIGIT = 4  # a digit is rarely in more pieces: more pieces than 4 * 32 is a page
+# Reading two touching digits whole (Hochuli, Oliveira, Britto and Sabourin 2018, "Handwritten
+# digit segmentation: Is it still necessary?"): a piece wide enough to be cut (`may_cut`) that
+# no cut won is read by the caller's pair model (pair.py: 100 pairs, one digit, no digit) and
+# becomes two digits when the model is at least PAIR_SURE of one pair, or PAIR_SURE_READ when
+# the digit model reads the whole as an accepted digit at least WHOLE_SURE confident; never as
+# 11, as no cut is (a W or a V is two strokes; two touching 1s are narrower than may_cut).
+# (Chosen on the pre-cut pieces of tests/test_segment.py's hard_numbers, earlier kinds and
+# non-digit shapes, and the 10,000 MNIST test digits as 280x280 files: at 0.6 and 0.97 no
+# test digit is read as a pair; see docs/reading.md.)
+PAIR_CLASSES = 100  # the pair model's first classes are the pairs 00..99 ("ab" = 10 a + b)
+PAIR_SURE = 0.6
+PAIR_SURE_READ = 0.97
+WHOLE_SURE = 0.999
+TWO_ONES = 11
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One thing that may be a digit: its MNIST-style uint8 (28, 28) and where it was found."""
+    """One thing that may be a digit: its MNIST-style uint8 (28, 28) and where it was found;
+    `reading`, float (10,), the pair model's probabilities when it was read as one of two
+    touching digits (the caller's own reading of `digit` otherwise)."""
 
     digit: np.ndarray  # uint8 (28, 28), light ink on black, as preprocess.to_mnist makes
     box: tuple[int, int, int, int]  # (left, top, right, bottom) in the original image's pixels
+    reading: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -226,15 +245,21 @@ class Found:
 # (the ten digits' probabilities float (N, 10), accepted as a digit bool (N,)). The caller's
 # model: this file has none.
 Score = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+# The caller's pair model: uint8 (N, *preprocess.PAIR_SHAPE) wide pieces (preprocess.
+# normalise_pair) -> probabilities float (N, C), the first PAIR_CLASSES the pairs 00..99 and
+# the rest what is not a pair (one digit, no digit).
+PairScore = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
 class Part:
     """A digit candidate at the work size: its own pixels bool (h, w) in its box (left, top,
-    right, bottom; right and bottom exclusive)."""
+    right, bottom; right and bottom exclusive), and the pair model's reading float (10,) when
+    it is one of two touching digits read whole."""
 
     own: np.ndarray
     box: tuple[int, int, int, int]
+    reading: np.ndarray | None = None
 
     def digit(self, ink: np.ndarray, most: int | None = None) -> np.ndarray:
         """Its MNIST-style uint8 (28, 28) from the work-size ink float (H, W); with `most`, its
@@ -246,6 +271,18 @@ class Part:
             size = (max(1, round(own.shape[1] * scale)), max(1, round(own.shape[0] * scale)))
             own = cv2.resize(own, size, interpolation=cv2.INTER_AREA)
         return normalise(own)
+
+    def pair_input(self, ink: np.ndarray) -> np.ndarray:
+        """Its uint8 PAIR_SHAPE for the pair model (preprocess.normalise_pair), its ink first
+        shrunk to at most 2 * SCORED_SIDE pixels on its longer side."""
+        left, top, right, bottom = self.box
+        own = np.where(self.own, ink[top:bottom, left:right], 0.0).astype(np.float32)
+        most = 2 * SCORED_SIDE
+        if max(own.shape) > most:
+            scale = most / max(own.shape)
+            size = (max(1, round(own.shape[1] * scale)), max(1, round(own.shape[0] * scale)))
+            own = cv2.resize(own, size, interpolation=cv2.INTER_AREA)
+        return normalise_pair(own)
 
     @property
     def width(self) -> int:
@@ -926,12 +963,56 @@ def readings(pieces: list[Part], ink: np.ndarray, score: Score) -> tuple[np.ndar
     return np.where(accepted, probabilities.max(axis=1), 0.0), probabilities.argmax(axis=1)
 
 
-def resegment(parts: list[Part], ink: np.ndarray, height: float, score: Score) -> list[Part]:
+def reads_as_pair(probabilities: np.ndarray, whole: float) -> bool:
+    """Whether the pair model's probabilities float (C,) for a piece read it as two touching
+    digits: one pair other than 11 at least PAIR_SURE, or PAIR_SURE_READ where the digit model
+    reads the whole as a digit WHOLE_SURE confident (`whole`, 0 where not accepted)."""
+    best = int(np.argmax(probabilities))
+    sure = PAIR_SURE_READ if whole >= WHOLE_SURE else PAIR_SURE
+    return best < PAIR_CLASSES and best != TWO_ONES and float(probabilities[best]) >= sure
+
+
+def pair_split(part: Part, probabilities: np.ndarray) -> list[Part]:
+    """A piece read whole as two touching digits: its left and right sides, each with its
+    digit's probabilities float (10,) from the pair model's float (C,) (the pairs' marginals).
+    The sides are only drawn, not read again: they are cut (`boundaries`) where the fewest
+    strokes are crossed, nearest the middle, else straight down the middle."""
+    pairs = probabilities[:PAIR_CLASSES].reshape(10, 10)
+    pairs = pairs / max(float(pairs.sum()), DOUBT_FLOOR)
+    step = max(1, round(max(part.own.shape) / CUT_SIDE))
+    small = Part(pooled(part.own, step), part.box)
+    rows, columns = np.arange(part.height) // step, np.arange(part.width)
+    options = []
+    for boundary in boundaries(small):
+        left = part.own & (columns[None, :] < step * boundary[rows][:, None])
+        if left.any() and (part.own & ~left).any():
+            middle = abs(float(boundary.mean()) - small.own.shape[1] / 2)
+            options.append((strokes_cut(small.own, boundary), middle, left))
+    if options:
+        left = min(options, key=lambda option: option[:2])[2]
+    else:
+        left = part.own & (columns[None, :] < part.width // 2)
+    sides = cropped(left, *part.box[:2]), cropped(part.own & ~left, *part.box[:2])
+    return [
+        replace(sides[0], reading=pairs.sum(axis=1).astype(np.float32)),
+        replace(sides[1], reading=pairs.sum(axis=0).astype(np.float32)),
+    ]
+
+
+def resegment(
+    parts: list[Part],
+    ink: np.ndarray,
+    height: float,
+    score: Score,
+    pair: PairScore | None = None,
+) -> list[Part]:
     """Recognition-based segmentation (Fujisawa et al. 1992): join neighbouring pieces that
     read as one digit clearly better (`may_join`, MERGE_MARGIN), and cut wide pieces that
     read as two digits clearly better (`cuts`, `best_cuts`): the pieces and joins scored by
-    `score` in one batched call, then the cuts that could still win in another. `parts` are
-    left to right; so is the result."""
+    `score` in one batched call, then the cuts that could still win in another. With `pair`,
+    the wide pieces left whole are read by it in a third call, and those it reads as two
+    touching digits (`reads_as_pair`) become two (`pair_split`). `parts` are left to right;
+    so is the result."""
     joins = [
         (n, joined(parts[n], parts[n + 1]))
         for n in range(len(parts) - 1)
@@ -964,15 +1045,22 @@ def resegment(parts: list[Part], ink: np.ndarray, height: float, score: Score) -
     ).items():
         if n not in changed:
             result[n] = [cut.left, cut.right]
+            changed.add(n)
+    asked = [n for n in wide if n not in changed]
+    if pair is not None and asked:
+        said = pair(np.stack([parts[n].pair_input(ink) for n in asked]))
+        for n, probabilities in zip(asked, said, strict=True):
+            if reads_as_pair(probabilities, float(whole[n])):
+                result[n] = pair_split(parts[n], probabilities)
     return [part for n in range(len(parts)) for part in result[n]]
 
 
 def find_parts(
-    image: Image.Image, name: str, score: Score | None
+    image: Image.Image, name: str, score: Score | None, pair: PairScore | None = None
 ) -> tuple[list[Part], list[tuple[int, int, int, int]], np.ndarray, float, float]:
     """The digit candidates as Parts at the work size left to right; the boxes of the marks
     too small to be digits (specks, points, bars); the work-size ink float (H, W); the digit
-    height and the original pixels per work pixel. See find_digits."""
+    height and the original pixels per work pixel. See find_number."""
     ink, scale = ink_map(image, name)
     mask = erase_lines(ink)
     labels, stats = components(mask)
@@ -1000,7 +1088,7 @@ def find_parts(
         for group, (left, top, right, bottom) in zip(groups, boxes, strict=True)
     ]
     if score is not None and parts:
-        parts = resegment(parts, ink, height, score)
+        parts = resegment(parts, ink, height, score, pair)
         check_count(len(parts), name)
     return parts, little, ink, height, scale
 
@@ -1077,30 +1165,40 @@ def symbols(
     return found, notes
 
 
-def find_number(image: Image.Image, name: str = "image", score: Score | None = None) -> Found:
+def find_number(
+    image: Image.Image,
+    name: str = "image",
+    score: Score | None = None,
+    pair: PairScore | None = None,
+) -> Found:
     """The digit candidates in `image` left to right, with its decimal point and leading
     minus (symbols) and notes on marks that may be a point or dirt.
 
     With `score` (see Score: the caller's classifier), wide pieces are cut into touching
-    digits and pieces of one digit joined where that reads clearly better (`resegment`).
+    digits and pieces of one digit joined where that reads clearly better (`resegment`); with
+    `pair` too (see PairScore), a wide piece no cut won may be read whole as two touching
+    digits, whose candidates then carry the pair model's reading.
     Raises NoDigitFoundError, or SeveralLinesError for several lines or more than MAX_CANDIDATES
     candidates.
     """
-    parts, little, ink, height, scale = find_parts(image, name, score)
+    parts, little, ink, height, scale = find_parts(image, name, score, pair)
 
     def original(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         return tuple(round(side * scale) for side in box)
 
     marks, notes = symbols(little, parts, height)
     return Found(
-        [Candidate(part.digit(ink), original(part.box)) for part in parts],
+        [Candidate(part.digit(ink), original(part.box), part.reading) for part in parts],
         [Symbol(text, original(box)) for text, box in marks],
         notes,
     )
 
 
 def find_digits(
-    image: Image.Image, name: str = "image", score: Score | None = None
+    image: Image.Image,
+    name: str = "image",
+    score: Score | None = None,
+    pair: PairScore | None = None,
 ) -> list[Candidate]:
     """The digit candidates in `image`, left to right (find_number's digits)."""
-    return find_number(image, name, score).digits
+    return find_number(image, name, score, pair).digits

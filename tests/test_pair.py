@@ -1,0 +1,157 @@
+"""Reading two touching digits whole: the pair model's input, its generator, and how
+segment and the Reader use it."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_cnn.pair import (
+    CLASSES,
+    NOT_DIGITS,
+    SHIPPED_PAIR_PATH,
+    SINGLE,
+    load_pair_score,
+    make_pairs,
+    pair_ink,
+)
+from mnist_cnn.preprocess import PAIR_SHAPE, normalise_pair
+from mnist_cnn.reader import Reader
+from mnist_cnn.segment import PAIR_CLASSES, Part, find_number, pair_split, reads_as_pair
+
+
+def test_a_pair_is_laid_out_like_a_digit_at_twice_the_width():
+    ink = np.zeros((40, 90), np.float32)
+    ink[5:35, 10:80] = 1.0
+    laid = normalise_pair(ink)
+    assert laid.shape == PAIR_SHAPE and laid.dtype == np.uint8
+    rows, cols = np.nonzero(laid)
+    assert np.ptp(cols) + 1 <= 48 and np.ptp(rows) + 1 <= 20  # fits the 20x48 box, aspect kept
+    assert abs(cols.mean() - 28) <= 1 and abs(rows.mean() - 14) <= 1  # centred by mass
+
+
+def test_generated_pairs_are_reproducible_and_cover_every_kind(mnist):
+    x, y = mnist.x_train[:500], mnist.y_train[:500]
+    images, labels = make_pairs(x, y, 300, 0.25, seed=3, outlier_share=0.1)
+    again, same = make_pairs(x, y, 300, 0.25, seed=3, outlier_share=0.1)
+    assert images.shape == (300, *PAIR_SHAPE) and np.array_equal(images, again)
+    assert np.array_equal(labels, same) and labels.max() < CLASSES
+    assert {SINGLE, NOT_DIGITS} <= set(labels) and (labels < PAIR_CLASSES).sum() > 150
+    assert (images.reshape(300, -1).max(axis=1) > 0).all()
+
+
+def test_a_generated_pair_touches():
+    rng = np.random.default_rng(0)
+    ink = pair_ink(
+        np.eye(28, dtype=np.uint8) * 255, np.fliplr(np.eye(28, dtype=np.uint8)) * 255, rng
+    )
+    count, _ = cv2.connectedComponents((ink > 0.3).astype(np.uint8))
+    assert count <= 3  # background and the pair, or two pieces at a 2-pixel gap
+
+
+def fake_pair(label: int):
+    """A pair model that reads every piece as `label` (a pair 0..99, or not a pair)."""
+
+    def score(crops: np.ndarray) -> np.ndarray:
+        assert crops.shape[1:] == PAIR_SHAPE
+        said = np.full((len(crops), CLASSES), 0.001, np.float32)
+        said[:, label] = 1.0
+        return said / said.sum(axis=1, keepdims=True)
+
+    return score
+
+
+def unsure(digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A digit model that reads nothing as a digit: no cut wins."""
+    return np.full((len(digits), 10), 0.1, np.float32), np.zeros(len(digits), bool)
+
+
+def bar_picture() -> Image.Image:
+    """One wide piece, black on white: two rings joined by a bar."""
+    paper = np.full((80, 160), 255, np.uint8)
+    yy, xx = np.ogrid[:80, :160]
+    for middle in (45, 110):
+        ring = np.abs(np.hypot(yy - 40, xx - middle) - 24) < 4
+        paper[ring] = 0
+    paper[38:42, 60:95] = 0
+    return Image.fromarray(paper)
+
+
+def test_a_wide_piece_the_pair_model_reads_becomes_two_digits_carrying_its_reading():
+    found = find_number(bar_picture(), score=unsure, pair=fake_pair(47))
+    assert len(found.digits) == 2
+    left, right = found.digits
+    assert left.box[2] <= right.box[0] + 2
+    assert int(np.argmax(left.reading)) == 4 and int(np.argmax(right.reading)) == 7
+
+
+@pytest.mark.parametrize("label", [SINGLE, NOT_DIGITS])
+def test_a_wide_piece_read_as_not_a_pair_stays_whole(label):
+    found = find_number(bar_picture(), score=unsure, pair=fake_pair(label))
+    assert len(found.digits) == 1 and found.digits[0].reading is None
+
+
+def test_a_pair_needs_more_certainty_where_the_digit_model_reads_one_digit_surely():
+    said = np.zeros(CLASSES, np.float32)
+    said[12], said[SINGLE] = 0.9, 0.1
+    assert reads_as_pair(said, 0.0) and reads_as_pair(said, 0.99)
+    assert not reads_as_pair(said, 0.9999)
+
+
+def test_the_split_sides_carry_the_marginals_of_the_pairs():
+    own = np.zeros((30, 60), bool)
+    own[5:25, 5:55] = True
+    said = np.zeros(CLASSES, np.float32)
+    said[12], said[13], said[SINGLE] = 0.6, 0.2, 0.2
+    left, right = pair_split(Part(own, (0, 0, 60, 30)), said)
+    np.testing.assert_allclose(left.reading[1], 1.0, atol=1e-6)
+    np.testing.assert_allclose(right.reading[[2, 3]], [0.75, 0.25], atol=1e-6)
+    assert left.box[2] <= right.box[0] and left.own.sum() + right.own.sum() == own.sum()
+
+
+def test_narrow_pieces_never_reach_the_pair_model(mnist):
+    def refuse(crops):
+        raise AssertionError("the pair model was asked about a narrow piece")
+
+    page = Image.fromarray(255 - mnist.x_test[1]).resize((280, 280))  # a 2, narrower than tall
+    assert len(find_number(page, score=unsure, pair=refuse).digits) == 1
+
+
+@pytest.mark.skipif(not SHIPPED_PAIR_PATH.is_file(), reason="no shipped pair model")
+def test_the_shipped_pair_model_reads_touching_pairs_of_test_digits(mnist):
+    images, labels = make_pairs(mnist.x_test, mnist.y_test, 200, 0.0, seed=7)
+    said = load_pair_score()(images)
+    assert np.mean(said.argmax(axis=1) == labels) >= 0.85
+
+
+@pytest.mark.skipif(not SHIPPED_PAIR_PATH.is_file(), reason="no shipped pair model")
+@pytest.mark.parametrize(("seed", "expected"), [(6, "12"), (7, "70"), (18, "79")])
+def test_the_reader_reads_touching_pairs_the_cut_leaves_whole(
+    committed_model_path, mnist, seed, expected
+):
+    # Two MNIST test digits touching on plain paper (tests/test_segment.py's generator): the
+    # cut reads them as one digit, the pair model reads them whole.
+    from test_segment import number_picture
+
+    from mnist_cnn.predict import load_classifier
+
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(mnist.x_test), 2, replace=False)
+    picture, _ = number_picture(list(mnist.x_test[chosen]), "plain", rng, touching=True)
+    classifier = load_classifier(committed_model_path)[0]
+    without = Reader.from_classifier(classifier, pairs=False)
+    assert without.pair_score is None and len(without.read(picture).digits) == 1
+    reading = Reader.from_classifier(classifier).read(picture)
+    assert reading.number == expected and all(digit.is_digit for digit in reading.digits)
+
+
+@pytest.mark.slow
+def test_the_training_entry_writes_the_model_and_its_onnx_export(tmp_path):
+    from mnist_cnn.pair import main
+
+    out = tmp_path / "pair.keras"
+    main(["--examples", "300", "--epochs", "1", "--out", str(out)])
+    said = load_pair_score(out)(np.zeros((2, *PAIR_SHAPE), np.uint8))
+    assert said.shape == (2, CLASSES) and np.allclose(said.sum(axis=1), 1.0, atol=1e-5)
