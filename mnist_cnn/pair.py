@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mnist_cnn.config import SHIPPED_MODELS_DIR
+from mnist_cnn.config import SHIPPED_MODELS_DIR, user_data_dir
 from mnist_cnn.preprocess import PAIR_SHAPE, normalise_pair
 
 PAIRS = 100  # classes 0..99: the pair "ab" is class 10 * a + b
@@ -304,7 +304,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--examples", type=int, default=PAIR_EXAMPLES, help="generated examples")
     parser.add_argument("--epochs", type=int, default=PAIR_EPOCHS, help="passes over them")
     parser.add_argument(
-        "--out", type=Path, default=SHIPPED_PAIR_PATH, help="the .keras file to write"
+        "--out",
+        type=Path,
+        default=user_data_dir() / "models" / SHIPPED_PAIR_PATH.name,
+        help="the .keras file to write (the reader uses the shipped one: "
+        f"{SHIPPED_PAIR_PATH}, which only an explicit --out replaces)",
     )
     args = parser.parse_args(argv)
     from mnist_cnn.data import load_mnist
@@ -314,9 +318,10 @@ def main(argv: list[str] | None = None) -> None:
     model, accuracy = train_pair_model(
         mnist.x_train, mnist.y_train, args.seed, args.examples, args.epochs
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    from mnist_cnn.model import save_atomically
+
     model.optimizer = None  # the shipped file need not carry Adam's moments (a third its size)
-    model.save(args.out)
+    save_atomically(model, args.out)
     export_pair_onnx(model, args.out)
     print(
         f"pair model: {accuracy:.2%} on pairs of held-out training digits, "
