@@ -56,10 +56,10 @@ K_FOLDS = 2  # few folds: each is a whole fine-tune, and the command must stay w
 MIN_PICTURES = 2  # one to learn from and one to measure on, at the least
 OWN_SHARE = 0.25  # of each batch: the person's digits; the rest MNIST (and non-digits)
 # ... with FULL_SHARE_AT pictures or more; fewer take a share in proportion, so that each
-# picture is drawn about as often (64 times) however few there are. Ten pictures of one
-# digit drawn 640 times each teach the writer's style itself to mean that digit: taught
-# only hollow 1s, the model read the writer's other hollow digits 6 points worse (as 1s),
-# and 1.6 points worse at the proportional share (docs/teaching.md, validation pictures).
+# picture is drawn about as often (48 times in 6 epochs) however few there are. Ten pictures
+# of one digit drawn ten times as often teach the writer's style itself to mean that digit:
+# taught only hollow 1s, the model read the writer's other hollow digits 6 points worse (as
+# 1s), and 1.6 points worse at the proportional share (docs/teaching.md, validation pictures).
 FULL_SHARE_AT = 100
 OUTLIER_SHARE = 0.1  # of the MNIST part: non-digits, as in a full run (6,000 in 60,000)
 MAX_OUTLIERS = 2000  # generated once (about 3 s) and cached; enough to draw from
