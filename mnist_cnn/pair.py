@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mnist_cnn import __version__
 from mnist_cnn.config import SHIPPED_MODELS_DIR, user_data_dir
 from mnist_cnn.preprocess import PAIR_SHAPE, normalise_pair
 
@@ -296,20 +297,32 @@ def shipped_pair_score() -> Callable[[np.ndarray], np.ndarray] | None:
     return load_pair_score(SHIPPED_PAIR_PATH)
 
 
+def user_pair_path() -> Path:
+    """Where `python -m mnist_cnn.pair` writes unless told otherwise: a subfolder of the user's
+    models, so that it is never taken for their latest trained digit model."""
+    return user_data_dir() / "models" / "pair" / SHIPPED_PAIR_PATH.name
+
+
 def main(argv: list[str] | None = None) -> None:
     """python -m mnist_cnn.pair: train the pair model on MNIST's training digits, save it with
     its ONNX export, and print its accuracy on pairs of held-out training digits."""
-    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m mnist_cnn.pair",
+        description="Train the touching-pair model on MNIST's training digits, save it with its "
+        "ONNX export, and print its accuracy on pairs of held-out training digits.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--seed", type=int, default=0, help="generator and training seed")
     parser.add_argument("--examples", type=int, default=PAIR_EXAMPLES, help="generated examples")
     parser.add_argument("--epochs", type=int, default=PAIR_EPOCHS, help="passes over them")
     parser.add_argument(
         "--out",
         type=Path,
-        default=user_data_dir() / "models" / SHIPPED_PAIR_PATH.name,
+        default=user_pair_path(),
         help="the .keras file to write (the reader uses the shipped one: "
         f"{SHIPPED_PAIR_PATH}, which only an explicit --out replaces)",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
     from mnist_cnn.data import load_mnist
 

@@ -155,3 +155,13 @@ def test_the_training_entry_writes_the_model_and_its_onnx_export(tmp_path):
     main(["--examples", "300", "--epochs", "1", "--out", str(out)])
     said = load_pair_score(out)(np.zeros((2, *PAIR_SHAPE), np.uint8))
     assert said.shape == (2, CLASSES) and np.allclose(said.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_pair_model_you_train_is_never_taken_for_your_latest_digit_model(tmp_path, monkeypatch):
+    from mnist_cnn.config import latest_user_model
+    from mnist_cnn.pair import user_pair_path
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    user_pair_path().parent.mkdir(parents=True)
+    user_pair_path().write_bytes(b"a pair model")
+    assert tmp_path in user_pair_path().parents and latest_user_model() is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -19,6 +20,7 @@ from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import run_cli
 from mnist_cnn.predict import Classifier, load_classifier, top_k
 from mnist_cnn.reader import DigitReading, Reader, Reading
+from mnist_cnn.segment import Symbol
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +110,16 @@ def test_text_and_json_formats():
     assert digit["digit"] == 7 and digit["confidence"] == 0.9 and digit["ood_score"] == 0.1
     assert len(digit["probabilities"]) == 10 and digit["box"] == [0, 0, 8, 10]
     assert digit["top_k"] == [{"digit": 7, "probability": 0.9}, {"digit": 9, "probability": 0.1}]
+
+
+def test_a_one_digit_number_keeps_its_minus_in_the_text_line():
+    minus = Symbol("-", (0, 4, 6, 6))
+    reading = dataclasses.replace(reading_of(SEVEN), symbols=(minus,))
+    reading = dataclasses.replace(
+        reading, digits=(dataclasses.replace(reading.digits[0], box=(10, 0, 18, 10)),)
+    )
+    assert reading.number == "-7"
+    assert format_text(reading) == "a.png: -7 (90.0%)"
 
 
 def test_one_json_shape_for_a_digit_a_number_and_a_non_digit():

@@ -100,7 +100,7 @@ def format_digit(digit, k: int) -> str:
 
 
 def format_text(reading, k: int = 1) -> str:
-    """A picture's line: one digit as `name: 4 (99.8%)`, several as `name: 42 (4: 99.8%,
+    """A picture's line: one digit as `name: 4 (99.8%)` (or `-4`), several as `name: 42 (4: 99.8%,
     2: 97.1%)`, nothing digit-like as `name: not a digit (looks most like 4, 92.5%)`; with
     k above 1, each digit's runners-up follow it (`next: 9 (0.1%)`)."""
     name, accepted = reading.source, reading.accepted
@@ -109,7 +109,7 @@ def format_text(reading, k: int = 1) -> str:
         return f"{name}: not a digit (looks most like {best.digit}, {best.confidence:.1%})"
     if len(accepted) == 1:
         (best, *others) = accepted[0].top_k(k)
-        line = f"{name}: {best[0]} ({best[1]:.1%})"
+        line = f"{name}: {reading.number} ({best[1]:.1%})"  # the number: "-7" keeps its sign
         return line + (f"  next: {percent_list(others)}" if others else "")
     separator = "; " if k > 1 else ", "
     parts = separator.join(format_digit(digit, k) for digit in accepted)
