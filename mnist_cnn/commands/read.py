@@ -175,7 +175,8 @@ def correct(reader, path: Path, number: str, folder: Path, single: bool) -> None
     print(format_text(reading))
     picture = open_image(path, str(path))
     for saved, new in save_correction(folder, picture, reading.digits, number, str(path)):
-        print(f"{saved}: {'saved' if new else 'already saved'} as {saved.parent.name}")
+        done = "saved as" if new else "already saved; now filed as"  # it may have moved
+        print(f"{saved}: {done} {saved.parent.name}")
 
 
 def main(argv: list[str] | None = None) -> int:
