@@ -202,6 +202,28 @@ def test_all_good_files_exit_zero(monkeypatch, capsys, tiny_model_path, files):
     assert len(out.splitlines()) == len(good)
 
 
+def test_what_the_reader_could_not_tell_apart_is_a_note_in_text_mode(
+    monkeypatch, capsys, tiny_model_path, files
+):
+    from mnist_cnn.reader import Reader
+
+    said = "a small mark between digits 1 and 2 may be a decimal point or a speck"
+    read_many = Reader.read_many
+    monkeypatch.setattr(
+        Reader,
+        "read_many",
+        lambda self, *a, **k: [
+            dataclasses.replace(reading, notes=(said,)) for reading in read_many(self, *a, **k)
+        ],
+    )
+    good, _ = files
+    args = [str(good[0]), "--model-path", str(tiny_model_path)]
+    status, out, err = cli(monkeypatch, capsys, *args)
+    assert status == 0 and err == f"note: {good[0]}: {said}\n"
+    status, out, err = cli(monkeypatch, capsys, *args, "--json")
+    assert err == "" and json.loads(out)["notes"] == [said]  # JSON carries it itself
+
+
 def test_json_top_k_and_saved_digits(monkeypatch, capsys, tiny_model_path, files, tmp_path):
     good, bad = files
     saved = tmp_path / "seen"

@@ -208,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         own = next(saved, None)
         print(json_line(result, args.top_k, own) if args.json else format_text(result, args.top_k))
+        if not args.json:  # the JSON carries them in `notes`
+            for note in result.notes:
+                print(f"note: {result.source}: {note}", file=sys.stderr)
     return 1 if len(good) < len(results) else 0
 
 
