@@ -414,6 +414,8 @@ def test_correct_saves_exactly_what_the_model_read_and_the_folder_takes_it_uncha
     status, out, _ = cli(monkeypatch, capsys, *args, "--correct", "907")
     assert status == 0 and out.count("already saved") == 3
     assert len(load_own_digits(folder).labels) == 3  # the same picture twice adds nothing
+    status, _, err = cli(monkeypatch, capsys, *args, "--correct", "917", "--json")
+    assert status == 1 and "leave out --json" in err  # not silently ignored
     status, out, _ = cli(monkeypatch, capsys, *args, "--correct", "917")
     assert status == 0 and "already saved; now filed as 1" in out  # moved, and it says so
     assert sorted(load_own_digits(folder).labels.tolist()) == [1, 7, 9]

@@ -185,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.correct is not None and len(args.images) != 1:
         raise UserError("--correct gives the right number of one picture: name one IMAGE")
+    if args.correct is not None and (args.json or args.save_preprocessed):
+        raise UserError("--correct prints what it saved, one line a digit: leave out "
+                        "--json and --save-preprocessed")  # fmt: skip
     from mnist_cnn.reader import Reader  # after the flags: --help needs none of it
 
     images = expand_image_folders(args.images)
