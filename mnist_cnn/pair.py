@@ -24,7 +24,7 @@ import numpy as np
 
 from mnist_cnn import __version__
 from mnist_cnn.config import SHIPPED_MODELS_DIR, user_data_dir
-from mnist_cnn.preprocess import PAIR_SHAPE, normalise_pair
+from mnist_cnn.preprocess import PAIR_SHAPE, crop_to_ink, normalise_pair
 
 PAIRS = 100  # classes 0..99: the pair "ab" is class 10 * a + b
 SINGLE = PAIRS  # class 100: one digit alone, however wide
@@ -47,8 +47,7 @@ WIDE_SINGLES = 0.6  # ... for this share of the single digits; the rest are draw
 def drawn(digit: np.ndarray, height: int, slant: float, stretch: float, rng) -> np.ndarray:
     """An MNIST digit uint8 (28, 28) as ink float32 (height, w) in [0, 1]: cropped, scaled to
     `height`, `stretch` times wider, sheared by `slant`, its pen thickened or thinned."""
-    rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
-    crop = digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / 255
+    crop = crop_to_ink(digit).astype(np.float32) / 255
     width = max(1, round(crop.shape[1] * height / crop.shape[0] * stretch))
     ink = cv2.resize(crop, (width, height), interpolation=cv2.INTER_CUBIC)
     shift = abs(slant) * height

@@ -24,7 +24,6 @@ DECODE_SIZE = 1024  # big JPEGs are decoded down to about this size (never below
 PAIR_SHAPE = (28, 56)
 PAIR_BOX = (20, 48)
 DIGIT_BOX = 20  # MNIST scales each digit's longer side to 20 px inside the 28x28 field
-CENTRE = IMAGE_SIZE / 2  # MNIST puts the centre of mass at pixel index 14 (row and column)
 # Ink that differs from the background by less than this (of full scale) is no ink at all.
 MIN_CONTRAST = 0.1
 # Normalised ink at or below this is treated as background noise (JPEG halos, paper grain).
@@ -291,14 +290,17 @@ def centre_of_mass(ink: np.ndarray) -> tuple[float, float]:
     return float((rows * ink).sum() / total), float((cols * ink).sum() / total)
 
 
-def paste_centred(patch: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Place `patch` in a size x size field so its centre of mass lands on the centre."""
+def paste_centred(
+    patch: np.ndarray, shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)
+) -> np.ndarray:
+    """Place `patch` in a float32 field of `shape` (rows, columns) so its centre of mass lands
+    on the field's centre: pixel index (14, 14) in MNIST's 28x28, as MNIST puts it."""
     row, col = centre_of_mass(patch)
     height, width = patch.shape
     # Whole-pixel shifts keep strokes sharp; clamping keeps a lopsided digit inside the field.
-    top = int(np.clip(round(CENTRE - row), 0, size - height))
-    left = int(np.clip(round(CENTRE - col), 0, size - width))
-    field = np.zeros((size, size), dtype=np.float32)
+    top = int(np.clip(round(shape[0] / 2 - row), 0, shape[0] - height))
+    left = int(np.clip(round(shape[1] / 2 - col), 0, shape[1] - width))
+    field = np.zeros(shape, dtype=np.float32)
     field[top : top + height, left : left + width] = patch
     return field
 
@@ -322,14 +324,7 @@ def normalise_pair(ink: np.ndarray) -> np.ndarray:
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     resample = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     patch = np.clip(cv2.resize(crop, size, interpolation=resample), 0.0, 1.0)
-    rows, cols = np.indices(patch.shape)
-    total = max(float(patch.sum()), 1e-6)
-    row, col = (rows * patch).sum() / total, (cols * patch).sum() / total
-    top = int(np.clip(round(PAIR_SHAPE[0] / 2 - row), 0, PAIR_SHAPE[0] - patch.shape[0]))
-    left = int(np.clip(round(PAIR_SHAPE[1] / 2 - col), 0, PAIR_SHAPE[1] - patch.shape[1]))
-    field = np.zeros(PAIR_SHAPE, np.float32)
-    field[top : top + patch.shape[0], left : left + patch.shape[1]] = patch
-    return to_uint8(field)
+    return to_uint8(paste_centred(patch, PAIR_SHAPE))
 
 
 def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:

@@ -261,28 +261,26 @@ class Part:
     box: tuple[int, int, int, int]
     reading: np.ndarray | None = None
 
-    def digit(self, ink: np.ndarray, most: int | None = None) -> np.ndarray:
-        """Its MNIST-style uint8 (28, 28) from the work-size ink float (H, W); with `most`, its
-        ink is first shrunk to at most that many pixels on its longer side (cheaper)."""
+    def own_ink(self, ink: np.ndarray, most: int | None = None) -> np.ndarray:
+        """Its own pixels' ink float32 (h, w) from the work-size ink float (H, W); with `most`,
+        shrunk to at most that many pixels on its longer side (cheaper to normalise)."""
         left, top, right, bottom = self.box
         own = np.where(self.own, ink[top:bottom, left:right], 0.0).astype(np.float32)
         if most is not None and max(own.shape) > most:
             scale = most / max(own.shape)
             size = (max(1, round(own.shape[1] * scale)), max(1, round(own.shape[0] * scale)))
             own = cv2.resize(own, size, interpolation=cv2.INTER_AREA)
-        return normalise(own)
+        return own
+
+    def digit(self, ink: np.ndarray, most: int | None = None) -> np.ndarray:
+        """Its MNIST-style uint8 (28, 28) from the work-size ink float (H, W) (own_ink's
+        `most` applies)."""
+        return normalise(self.own_ink(ink, most))
 
     def pair_input(self, ink: np.ndarray) -> np.ndarray:
         """Its uint8 PAIR_SHAPE for the pair model (preprocess.normalise_pair), its ink first
         shrunk to at most 2 * SCORED_SIDE pixels on its longer side."""
-        left, top, right, bottom = self.box
-        own = np.where(self.own, ink[top:bottom, left:right], 0.0).astype(np.float32)
-        most = 2 * SCORED_SIDE
-        if max(own.shape) > most:
-            scale = most / max(own.shape)
-            size = (max(1, round(own.shape[1] * scale)), max(1, round(own.shape[0] * scale)))
-            own = cv2.resize(own, size, interpolation=cv2.INTER_AREA)
-        return normalise_pair(own)
+        return normalise_pair(self.own_ink(ink, 2 * SCORED_SIDE))
 
     @property
     def width(self) -> int:
