@@ -152,11 +152,13 @@ def test_a_digit_crossed_by_lines_is_not_read_as_a_pair(committed_model_path, mn
     # Two straight or zigzag lines through each digit make its piece as wide as a pair; a pair
     # model that never saw one read a 6 crossed by a scribble as 46 (10 more of these 400
     # digits read as two digits than without it; 2 more once it was taught such digits).
+    from test_segment import as_page
+
     from mnist_cnn.degrade import crossing_lines
     from mnist_cnn.predict import load_classifier
 
     crossed = crossing_lines(mnist.x_test[:400], np.random.default_rng(5), (2, 2))
-    pages = [Image.fromarray(255 - digit).resize((280, 280), Image.BILINEAR) for digit in crossed]
+    pages = [as_page(digit) for digit in crossed]
     classifier = load_classifier(committed_model_path)[0]
 
     def two_or_more(reader: Reader) -> int:

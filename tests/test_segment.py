@@ -478,7 +478,7 @@ def test_the_widest_single_digits_are_not_cut_in_two(reader, mnist, label):
     # strokes lie far apart, its pieces).
     (rows,) = np.nonzero(mnist.y_test == label)
     for index in rows[widest(mnist.x_test[rows], 8)]:
-        page = Image.fromarray(255 - mnist.x_test[index]).resize((280, 280), Image.BILINEAR)
+        page = as_page(mnist.x_test[index])
         assert len(reader.read(page).digits) == len(find_digits(page)), index
 
 
@@ -489,6 +489,11 @@ def test_non_digit_shapes_are_not_read_as_numbers_of_several_digits(reader):
     # may come out as 96; nothing else may come out as a number of several digits.
     assert [(name, number) for name, number in several if number != "96"] == []
     assert all(name.startswith("%") or name == "glyph" for name, _ in several)
+
+
+def as_page(digit: np.ndarray) -> Image.Image:
+    """An MNIST digit uint8 (28, 28) as a 280x280 black-on-white file would give it (bilinear)."""
+    return Image.fromarray(255 - digit).resize((280, 280), Image.BILINEAR)
 
 
 def paper_with(digits: list[np.ndarray], at: list[tuple[int, int]], size=(120, 260)) -> Image.Image:
