@@ -48,6 +48,9 @@ ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 OPAQUE = 255  # an 8-bit alpha that hides what is behind the pixel
 # Image.info key: original pixels per decoded pixel (above 1 when a big JPEG was decoded small).
 DECODE_SCALE = "mnist_cnn.decode_scale"
+# A picture at most this far from square may frame one digit filling it, as MNIST's 28x28
+# frames do (3:2 is a phone photo's frame); a wider one holds a number or a line of writing.
+FRAME_ASPECT = 1.5
 
 
 def describe(source: Path | bytes, name: str | None) -> str:
@@ -331,6 +334,37 @@ def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
     """An MNIST-style digit, uint8 (28, 28): light ink on black, 20 px box, centred by mass."""
     gray = ink_up(denoise(to_grayscale(image)))
     return normalise(ink_strength(even_out(gray) if uneven(gray) else gray, name))
+
+
+def frames_one_digit(size: tuple[int, int]) -> bool:
+    """Whether a picture of `size` (width, height) is close enough to square (FRAME_ASPECT)
+    to be read whole as one digit filling it (framed_digit)."""
+    return max(size) <= FRAME_ASPECT * max(1, min(size))
+
+
+def framed_digit(image: Image.Image) -> np.ndarray:
+    """The whole picture as one digit filling MNIST's frame, uint8 (28, 28), light ink on
+    black: ink made light (ink_up), padded square with the paper's level, area-resized.
+
+    Nothing is cropped, scaled to the 20-pixel box or centred: the digit is given to the model
+    as a benchmark gives a 28x28 digit. For a picture in which no part read as a digit on its
+    own, such as a digit crossed by a line or spattered with specks, which its crop takes in.
+    """
+    gray = ink_up(to_grayscale(image))
+    height, width = gray.shape
+    side = max(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    square = cv2.copyMakeBorder(
+        gray,
+        top,
+        side - height - top,
+        left,
+        side - width - left,
+        cv2.BORDER_CONSTANT,
+        value=float(np.median(border(gray))),
+    )
+    small = cv2.resize(square, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    return to_uint8(np.clip(small, 0.0, 1.0))
 
 
 def read_digit(source: Path | bytes, name: str | None = None) -> np.ndarray:

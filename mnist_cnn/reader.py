@@ -24,10 +24,17 @@ from mnist_cnn.engine import engine_name
 from mnist_cnn.errors import UnreadableImageError, UserError
 from mnist_cnn.pair import SHIPPED_PAIR_PATH, shipped_pair_score
 from mnist_cnn.predict import Classifier, load_classifier, top_k
-from mnist_cnn.preprocess import DECODE_SCALE, check_pixels, open_image
+from mnist_cnn.preprocess import (
+    DECODE_SCALE,
+    check_pixels,
+    framed_digit,
+    frames_one_digit,
+    open_image,
+)
 from mnist_cnn.segment import Candidate, Found, Symbol, find_number, whole_picture
 
 Source = str | Path | bytes | np.ndarray | Image.Image
+READ_WHOLE = "read whole, as one digit filling the picture: no part of it read as a digit alone"
 DECIMALS = 6  # probabilities and scores in JSON: finer than any float32 difference that matters
 
 
@@ -156,6 +163,13 @@ def describe(source: Source) -> str:
     return {bytes: "image bytes", np.ndarray: "array"}.get(type(source), "image")
 
 
+def stack(candidates: list[Candidate]) -> np.ndarray:
+    """The candidates' digits as one uint8 (N, 28, 28) batch (N may be 0)."""
+    if not candidates:
+        return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    return np.stack([candidate.digit for candidate in candidates])
+
+
 def size_of(image: Image.Image) -> tuple[int, int]:
     """(width, height) in the original picture's pixels, before any reduced JPEG decoding."""
     scale = float(image.info.get(DECODE_SCALE, 1.0))
@@ -235,13 +249,21 @@ class Reader:
         names: Sequence[str] | None = None,
     ) -> list[Reading | UserError]:
         """Read many pictures in one batched model pass; a picture that fails gives its error
-        in its place, so one bad file does not stop the rest."""
+        in its place, so one bad file does not stop the rest.
+
+        A picture close to square in which nothing read as a digit is read again whole, as
+        one digit filling it (preprocess.framed_digit), and answered so when that reads as a
+        digit, with a note saying so.
+        """
         sources = list(sources)
         names = [describe(source) for source in sources] if names is None else list(names)
         found: list[tuple[str, tuple[int, int], Found] | UserError] = []
+        frames: list[np.ndarray | None] = []
         for source, name in zip(sources, names, strict=True):
+            frame = None
             try:
                 image = as_image(source, name)
+                frame = framed_digit(image) if frames_one_digit(size_of(image)) else None
                 number = (
                     Found([whole_picture(image, name)], [], [])
                     if single
@@ -250,15 +272,11 @@ class Reader:
                 found.append((name, size_of(image), number))
             except UserError as error:
                 found.append(error)
+            frames.append(frame)
         pictures = [entry for entry in found if not isinstance(entry, UserError)]
         digits = [candidate for _, _, number in pictures for candidate in number.digits]
-        stacked = (
-            np.stack([c.digit for c in digits])
-            if digits
-            else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-        )
-        readings = iter(self.digit_readings(digits, stacked))
-        return [
+        readings = iter(self.digit_readings(digits, stack(digits)))
+        results = [
             entry
             if isinstance(entry, UserError)
             else Reading(
@@ -270,6 +288,27 @@ class Reader:
             )
             for entry in found
         ]
+        return self.read_whole(results, frames)
+
+    def read_whole(
+        self, results: list[Reading | UserError], frames: list[np.ndarray | None]
+    ) -> list[Reading | UserError]:
+        """`results` with each Reading of no digit whose picture has a frame (uint8 (28, 28),
+        preprocess.framed_digit) replaced by the frame's reading when that is a digit."""
+        again = [
+            index
+            for index, (result, frame) in enumerate(zip(results, frames, strict=True))
+            if frame is not None and isinstance(result, Reading) and not result.is_digit
+        ]
+        if not again:
+            return results
+        wholes = [Candidate(frames[index], (0, 0, *results[index].size)) for index in again]
+        for index, whole in zip(again, self.digit_readings(wholes, stack(wholes)), strict=True):
+            if whole.is_digit:
+                results[index] = Reading(
+                    results[index].source, (whole,), results[index].size, (), (READ_WHOLE,)
+                )
+        return results
 
     def score(self, digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """segment.Score for recognition-based segmentation: uint8 (N, 28, 28) -> the model's
