@@ -48,6 +48,12 @@ ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 OPAQUE = 255  # an 8-bit alpha that hides what is behind the pixel
 # Image.info key: original pixels per decoded pixel (above 1 when a big JPEG was decoded small).
 DECODE_SCALE = "mnist_cnn.decode_scale"
+# A border whose 10th and 90th percentiles lie this far apart (of the 0-1 range) is not
+# paper alone: a band or margin of another colour covers a side of it, and the paper is
+# what the picture's middle shows. Shadows and strokes touching the edge differ less or
+# cover less.
+BORDER_SPLIT = 0.5
+BORDER_SPLIT_PERCENTILES = (10, 90)
 # A picture at most this far from square may frame one digit filling it, as MNIST's 28x28
 # frames do (3:2 is a phone photo's frame); a wider one holds a number or a line of writing.
 FRAME_ASPECT = 1.5
@@ -176,9 +182,22 @@ def rescale(pixels: np.ndarray, longer: int, resample: Image.Resampling) -> np.n
     return np.asarray(Image.fromarray(pixels).resize(size, resample))
 
 
+def paper_level(gray: np.ndarray) -> float:
+    """The paper's grey level in grey float (H, W): the border's median, or the median of the
+    picture's middle half when the border is split between two levels (BORDER_SPLIT apart),
+    as when bands or margins of another colour run along two sides of it."""
+    edge = border(gray)
+    low, high = np.percentile(edge, BORDER_SPLIT_PERCENTILES)
+    if high - low <= BORDER_SPLIT:
+        return float(np.median(edge))
+    height, width = gray.shape
+    middle = gray[height // 4 : height - height // 4, width // 4 : width - width // 4]
+    return float(np.median(middle))
+
+
 def ink_up(gray: np.ndarray) -> np.ndarray:
     """Turn the image so ink is bright and background dark, as in MNIST."""
-    background = np.median(border(gray))
+    background = paper_level(gray)
     dark_ink = background - gray.min() > gray.max() - background
     return 1.0 - gray if dark_ink else gray
 
@@ -361,7 +380,7 @@ def framed_digit(image: Image.Image) -> np.ndarray:
         left,
         side - width - left,
         cv2.BORDER_CONSTANT,
-        value=float(np.median(border(gray))),
+        value=paper_level(gray),
     )
     small = cv2.resize(square, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
     return to_uint8(np.clip(small, 0.0, 1.0))
