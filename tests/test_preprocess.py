@@ -339,3 +339,37 @@ def test_a_speckled_stroke_is_not_thickened_but_a_thin_pen_is(mnist):
     thin[10:190, 58:61] = 1.0  # a 1 drawn with a 3-pixel pen on a 200-pixel-high crop
     widened = preprocess.thicken(thin)  # redrawn at the work size, the pen widened
     assert stroke_width(widened) / max(widened.shape) > 2 * stroke_width(thin) / max(thin.shape)
+
+
+# --- the paper's level and the whole picture as one frame -------------------------------------
+
+
+@pytest.mark.parametrize("bands", [0.0, 1.0], ids=["black bands", "no bands"])
+def test_a_digit_between_bands_on_two_sides_keeps_its_ink(seven, bands):
+    """Bands of the ink's colour along the left and right sides (a cell between margins,
+    a page's dark edges) outnumber the paper on the border; the paper is still the paper."""
+    page = 1.0 - np.asarray(Image.fromarray(seven).resize((112, 112)), np.float32) / 255.0
+    wide = np.full((112, 168), 1.0, np.float32)
+    wide[:, 28:140] = page
+    wide[:, :28] = wide[:, 140:] = bands
+    inked = preprocess.ink_up(wide)
+    digit = np.asarray(Image.fromarray(seven).resize((112, 112))) > 128
+    assert preprocess.paper_level(wide) > 0.9  # the white paper, not the black bands
+    assert inked[:, 28:140][digit].mean() > 0.8 and inked[:, 28:140][~digit].mean() < 0.2
+
+
+def test_an_mnist_digit_is_its_own_frame_and_a_page_of_it_nearly(seven):
+    assert np.array_equal(preprocess.framed_digit(Image.fromarray(seven)), seven)
+    page = ImageOps.invert(Image.fromarray(seven).resize((280, 280), Image.Resampling.BILINEAR))
+    framed = preprocess.framed_digit(page).astype(int)
+    assert np.corrcoef(framed.ravel(), seven.ravel())[0, 1] > 0.97  # enlarging blurred it
+    assert preprocess.frames_one_digit((280, 280)) and preprocess.frames_one_digit((300, 200))
+    assert not preprocess.frames_one_digit((301, 200))
+
+
+def test_a_wide_frame_is_padded_with_paper(seven):
+    page = Image.new("L", (56, 28), 0)
+    page.paste(Image.fromarray(seven), (14, 0))
+    framed = preprocess.framed_digit(page)
+    assert framed[:7].max() == 0 and framed[-7:].max() == 0  # the padding above and below
+    assert framed.sum() > 0.2 * seven.sum()

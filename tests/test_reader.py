@@ -16,7 +16,11 @@ from mnist_cnn import (
     UnreadableImageError,
     UserError,
 )
+from mnist_cnn import reader as reader_module
 from mnist_cnn.config import SHIPPED_MODEL_PATH, user_model_path
+from mnist_cnn.degrade import crossing_lines
+from mnist_cnn.reader import READ_WHOLE, Reading
+from mnist_cnn.synthetic import EVALUATION_SEED, GLYPHS, outlier_digits
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +115,31 @@ def test_your_latest_model_reads_by_default_and_shipped_overrides(
     said = f"note: reading with your model {mine} (--shipped: the shipped model)"
     assert yours.notes == [said]
     assert Reader(shipped=True).model_path == SHIPPED_MODEL_PATH.with_suffix(".onnx")
+
+
+def test_a_digit_no_part_of_which_reads_alone_is_read_whole(reader, mnist, monkeypatch):
+    """Digits crossed by lines (our degradation, 28x28 files as they are): with the second
+    look at the whole picture more read right, and non-digits (the open-set evaluation's
+    glyphs, shapes and scribbles) are hardly ever taken for digits by it."""
+    digits = crossing_lines(mnist.x_test[:200], np.random.default_rng(0))
+    labels = mnist.y_test[:200]
+    non_digits, _ = outlier_digits(200, EVALUATION_SEED, GLYPHS)
+
+    def counts() -> tuple[int, int, list]:
+        read = reader.read_many(list(digits))
+        right = sum(
+            isinstance(r, Reading) and r.is_digit and r.number == str(y)
+            for r, y in zip(read, labels, strict=True)
+        )
+        others = reader.read_many(list(non_digits))
+        return right, sum(isinstance(r, Reading) and r.is_digit for r in others), read
+
+    right, taken, read = counts()
+    print(f"crossed digits read right {right}, non-digits taken {taken} of 200")
+    monkeypatch.setattr(reader_module, "frames_one_digit", lambda size: False)
+    right_before, taken_before, _ = counts()
+    print(f"without the second look: {right_before}, {taken_before}")
+    assert right >= right_before + 10, (right, right_before)
+    assert taken <= taken_before + 4, (taken, taken_before)
+    whole = [r for r in read if isinstance(r, Reading) and READ_WHOLE in r.notes]
+    assert whole and all(r.digits[0].box == (0, 0, 28, 28) for r in whole)
