@@ -54,6 +54,9 @@ DECODE_SCALE = "mnist_cnn.decode_scale"
 # cover less.
 BORDER_SPLIT = 0.5
 BORDER_SPLIT_PERCENTILES = (10, 90)
+# ... along runs: the running median over the border spans 1/SPLIT_RUN of the shorter side,
+# so a stroke crossing the edge or specks on it (runs under half of that) do not count.
+SPLIT_RUN = 4
 # A picture at most this far from square may frame one digit filling it, as MNIST's 28x28
 # frames do (3:2 is a phone photo's frame); a wider one holds a number or a line of writing.
 FRAME_ASPECT = 1.5
@@ -182,15 +185,25 @@ def rescale(pixels: np.ndarray, longer: int, resample: Image.Resampling) -> np.n
     return np.asarray(Image.fromarray(pixels).resize(size, resample))
 
 
+def long_runs(edge: np.ndarray, window: int) -> np.ndarray:
+    """The border's pixels float (L,) with every run shorter than about half `window` (odd)
+    taken out: a running median, wrapping round the ring."""
+    half = window // 2
+    ring = np.concatenate([edge[-half:], edge, edge[:half]])
+    return np.median(np.lib.stride_tricks.sliding_window_view(ring, window), axis=1)
+
+
 def paper_level(gray: np.ndarray) -> float:
     """The paper's grey level in grey float (H, W): the border's median, or the median of the
-    picture's middle half when the border is split between two levels (BORDER_SPLIT apart),
-    as when bands or margins of another colour run along two sides of it."""
+    picture's middle half when the border is split between two levels (BORDER_SPLIT apart)
+    along long stretches, as when bands or margins of another colour run along two sides.
+    Strokes crossing the edge and specks on it make short runs, which do not count."""
     edge = border(gray)
-    low, high = np.percentile(edge, BORDER_SPLIT_PERCENTILES)
+    height, width = gray.shape
+    window = 2 * max(1, min(height, width) // (2 * SPLIT_RUN)) + 1
+    low, high = np.percentile(long_runs(edge, window), BORDER_SPLIT_PERCENTILES)
     if high - low <= BORDER_SPLIT:
         return float(np.median(edge))
-    height, width = gray.shape
     middle = gray[height // 4 : height - height // 4, width // 4 : width - width // 4]
     return float(np.median(middle))
 

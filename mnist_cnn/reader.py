@@ -34,7 +34,7 @@ from mnist_cnn.preprocess import (
 from mnist_cnn.segment import Candidate, Found, Symbol, find_number, whole_picture
 
 Source = str | Path | bytes | np.ndarray | Image.Image
-READ_WHOLE = "read whole, as one digit filling the picture: no part of it read as a digit alone"
+READ_WHOLE = "read whole, as one digit filling the picture: surer than its parts read alone"
 DECIMALS = 6  # probabilities and scores in JSON: finer than any float32 difference that matters
 
 
@@ -163,6 +163,28 @@ def describe(source: Source) -> str:
     return {bytes: "image bytes", np.ndarray: "array"}.get(type(source), "image")
 
 
+def may_read_whole(result: Reading | UserError, frame: np.ndarray | None) -> bool:
+    """Whether a picture's reading may give way to its whole frame's: the picture frames one
+    digit (`frame` was made) and either nothing in it read as a digit or one candidate was
+    found and nothing else (no point, no minus, no second digit)."""
+    if frame is None or not isinstance(result, Reading):
+        return False
+    return not result.is_digit or (len(result.digits) == 1 and not result.symbols)
+
+
+def whole_wins(result: Reading, whole: DigitReading) -> bool:
+    """Whether the whole frame's reading `whole` replaces `result`: it is a digit, and nothing
+    in `result` was, or its one candidate read another digit less surely. Two views of one
+    digit, the surer answering: a line or specks across the digit, which its crop takes in,
+    make the crop an odd picture, where the frame keeps the digit as a benchmark shows it."""
+    if not whole.is_digit:
+        return False
+    if not result.is_digit:
+        return True
+    (part,) = result.digits
+    return whole.digit != part.digit and whole.confidence > part.confidence
+
+
 def stack(candidates: list[Candidate]) -> np.ndarray:
     """The candidates' digits as one uint8 (N, 28, 28) batch (N may be 0)."""
     if not candidates:
@@ -251,9 +273,10 @@ class Reader:
         """Read many pictures in one batched model pass; a picture that fails gives its error
         in its place, so one bad file does not stop the rest.
 
-        A picture close to square in which nothing read as a digit is read again whole, as
-        one digit filling it (preprocess.framed_digit), and answered so when that reads as a
-        digit, with a note saying so.
+        A picture close to square in which nothing read as a digit, or one candidate alone
+        was found, is read again whole, as one digit filling it (preprocess.framed_digit),
+        and answered so, with a note, when that reads as a digit, and as another digit more
+        surely than the candidate (`whole_wins`).
         """
         sources = list(sources)
         names = [describe(source) for source in sources] if names is None else list(names)
@@ -293,18 +316,19 @@ class Reader:
     def read_whole(
         self, results: list[Reading | UserError], frames: list[np.ndarray | None]
     ) -> list[Reading | UserError]:
-        """`results` with each Reading of no digit whose picture has a frame (uint8 (28, 28),
-        preprocess.framed_digit) replaced by the frame's reading when that is a digit."""
+        """`results` with the Readings that may give way to their picture's whole frame
+        (uint8 (28, 28), preprocess.framed_digit; see `may_read_whole`) replaced by the
+        frame's reading where it wins (`whole_wins`)."""
         again = [
             index
             for index, (result, frame) in enumerate(zip(results, frames, strict=True))
-            if frame is not None and isinstance(result, Reading) and not result.is_digit
+            if may_read_whole(result, frame)
         ]
         if not again:
             return results
         wholes = [Candidate(frames[index], (0, 0, *results[index].size)) for index in again]
         for index, whole in zip(again, self.digit_readings(wholes, stack(wholes)), strict=True):
-            if whole.is_digit:
+            if whole_wins(results[index], whole):
                 results[index] = Reading(
                     results[index].source, (whole,), results[index].size, (), (READ_WHOLE,)
                 )
