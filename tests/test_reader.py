@@ -20,7 +20,7 @@ from mnist_cnn import reader as reader_module
 from mnist_cnn.config import SHIPPED_MODEL_PATH, user_model_path
 from mnist_cnn.degrade import crossing_lines
 from mnist_cnn.reader import READ_WHOLE, Reading
-from mnist_cnn.synthetic import EVALUATION_SEED, GLYPHS, outlier_digits
+from mnist_cnn.synthetic import EVALUATION_SEED, GLYPHS, outlier_digits, person_style_files
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +143,16 @@ def test_a_digit_no_part_of_which_reads_alone_is_read_whole(reader, mnist, monke
     assert taken <= taken_before + 4, (taken, taken_before)
     whole = [r for r in read if isinstance(r, Reading) and READ_WHOLE in r.notes]
     assert whole and all(r.digits[0].box == (0, 0, 28, 28) for r in whole)
+
+
+def test_a_digit_drawn_small_in_its_picture_is_not_read_whole(reader, mnist, monkeypatch):
+    """Drawn as people save digits (a quarter to a half of the canvas, anywhere on it), a
+    digit whole would be small and off-centre, which the model can misread surely (a 0 as a 6):
+    the second view leaves such pictures alone."""
+    chosen = np.random.default_rng(5).choice(len(mnist.x_test), 400, replace=False)
+    files = [data for data, _ in person_style_files(mnist.x_test[chosen], 7)]
+    read = reader.read_many(files)
+    monkeypatch.setattr(reader_module, "frames_one_digit", lambda size: False)
+    alone = reader.read_many(files)
+    assert not any(isinstance(r, Reading) and READ_WHOLE in r.notes for r in read)
+    assert [getattr(r, "number", None) for r in read] == [getattr(r, "number", None) for r in alone]
