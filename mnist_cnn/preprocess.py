@@ -60,6 +60,7 @@ SPLIT_RUN = 4
 # A picture at most this far from square may frame one digit filling it, as MNIST's 28x28
 # frames do (3:2 is a phone photo's frame); a wider one holds a number or a line of writing.
 FRAME_ASPECT = 1.5
+SPAN_TAIL = 0.02  # ink_span leaves out this share of the ink's mass at either end
 
 
 def describe(source: Path | bytes, name: str | None) -> str:
@@ -397,6 +398,23 @@ def framed_digit(image: Image.Image) -> np.ndarray:
     )
     small = cv2.resize(square, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
     return to_uint8(np.clip(small, 0.0, 1.0))
+
+
+def ink_span(frame: np.ndarray, tail: float = SPAN_TAIL) -> float:
+    """The share of a frame (uint8 (28, 28), `framed_digit`) that its ink spans: the larger of
+    the shares of its rows and of its columns holding all but `tail` of the ink's mass at
+    either end. Ink is each pixel's excess over the frame's median (the paper), so a few
+    specks do not stretch the span, where a line across the picture does."""
+    ink = np.clip(frame.astype(np.float32) - float(np.median(frame)), 0.0, None)
+    total = float(ink.sum())
+    if total == 0.0:
+        return 0.0
+    spans = []
+    for profile in (ink.sum(axis=1), ink.sum(axis=0)):
+        cumulative = np.cumsum(profile) / total
+        first, last = np.searchsorted(cumulative, [tail, 1.0 - tail])
+        spans.append((last - first + 1) / len(profile))
+    return float(max(spans))
 
 
 def read_digit(source: Path | bytes, name: str | None = None) -> np.ndarray:

@@ -29,16 +29,18 @@ from mnist_cnn.preprocess import (
     check_pixels,
     framed_digit,
     frames_one_digit,
+    ink_span,
     open_image,
 )
 from mnist_cnn.segment import Candidate, Found, Symbol, find_number, whole_picture
 
 Source = str | Path | bytes | np.ndarray | Image.Image
 READ_WHOLE = "read whole, as one digit filling the picture: surer than its parts read alone"
-# The second view reads a picture whole only when its candidates span this share of it: an
-# MNIST digit spans 20 of its 28 pixels (0.71); a digit drawn smaller sits in the picture as
-# in a drawing (a quarter to a half of its height), and whole it would be small and off-centre,
-# which the model misreads surely (a 0 as a 6 at 99.99%).
+# The second view reads a picture whole only when its ink spans this share of it
+# (preprocess.ink_span): an MNIST digit's ink spans 18 to 20 of its 28 pixels (0.64 to 0.71);
+# a digit drawn smaller sits in the picture as in a drawing (a quarter to a half of its
+# height), and whole it would be small and off-centre, which the model misreads surely (a 0
+# as a 6 at 99.99%).
 FRAME_FILL = 0.6
 DECIMALS = 6  # probabilities and scores in JSON: finer than any float32 difference that matters
 
@@ -170,20 +172,11 @@ def describe(source: Source) -> str:
 
 def may_read_whole(result: Reading | UserError, frame: np.ndarray | None) -> bool:
     """Whether a picture's reading may give way to its whole frame's: the picture frames one
-    digit (`frame` was made, and the candidates fill it: `fills_frame`) and either nothing in
+    digit (`frame` was made, and its ink spans FRAME_FILL of it: `ink_span`) and either nothing in
     it read as a digit or one candidate was found and nothing else (no point, no minus)."""
-    if frame is None or not isinstance(result, Reading) or not fills_frame(result):
+    if frame is None or not isinstance(result, Reading) or ink_span(frame) < FRAME_FILL:
         return False
     return not result.is_digit or (len(result.digits) == 1 and not result.symbols)
-
-
-def fills_frame(reading: Reading) -> bool:
-    """Whether the candidates found span at least FRAME_FILL of the picture's height or width,
-    as an MNIST digit spans its 28x28 frame."""
-    lefts, tops, rights, bottoms = np.array([digit.box for digit in reading.digits]).T
-    width, height = reading.size
-    span = max((bottoms.max() - tops.min()) / height, (rights.max() - lefts.min()) / width)
-    return bool(span >= FRAME_FILL)
 
 
 def whole_wins(result: Reading, whole: DigitReading) -> bool:

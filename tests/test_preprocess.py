@@ -373,3 +373,16 @@ def test_a_wide_frame_is_padded_with_paper(seven):
     framed = preprocess.framed_digit(page)
     assert framed[:7].max() == 0 and framed[-7:].max() == 0  # the padding above and below
     assert framed.sum() > 0.2 * seven.sum()
+
+
+def test_ink_span_of_a_frame(seven):
+    small = np.zeros((28, 28), np.uint8)
+    small[8:19, 8:19] = np.asarray(Image.fromarray(seven).resize((11, 11)))
+    specked = small.copy()
+    specked[[1, 26], [2, 25]] = 60  # two specks at opposite corners, faint once area-resized
+    crossed = small.copy()
+    crossed[14, :] = 200  # a line across the whole picture
+    assert preprocess.ink_span(seven) >= 0.6
+    assert preprocess.ink_span(small) < 0.45 and preprocess.ink_span(specked) < 0.45
+    assert preprocess.ink_span(crossed) > 0.9
+    assert preprocess.ink_span(np.zeros((28, 28), np.uint8)) == 0.0
