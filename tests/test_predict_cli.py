@@ -161,7 +161,7 @@ def test_a_picture_judged_not_a_digit_says_what_it_looks_most_like():
     assert [d["digit"] for d in record["digits"]] == [7, 4]
 
 
-def test_all_files_go_through_one_model_call(engine, files):
+def test_all_files_go_through_one_model_call_and_the_second_view_one_more(engine, files):
     good, bad = files
     calls = []
 
@@ -173,7 +173,8 @@ def test_all_files_go_through_one_model_call(engine, files):
             return engine.predict(digits)
 
     results = Reader.from_classifier(Classifier(CountingEngine())).read_many(good + bad)
-    assert calls == [len(good)]
+    # One call for every candidate; at most one more for the pictures read whole (reader.py).
+    assert calls[0] == len(good) and len(calls) <= 2 and sum(calls[1:]) <= len(good), calls
     assert [isinstance(r, Reading) for r in results] == [True] * len(good) + [False] * len(bad)
 
 
