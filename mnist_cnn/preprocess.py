@@ -57,10 +57,15 @@ BORDER_SPLIT_PERCENTILES = (10, 90)
 # ... along runs: the running median over the border spans 1/SPLIT_RUN of the shorter side,
 # so a stroke crossing the edge or specks on it (runs under half of that) do not count.
 SPLIT_RUN = 4
+# A column (or row) whose median lies this far from the paper's level belongs to a margin when
+# it runs unbroken from the picture's side: a band's blurred inner edge still counts.
+MARGIN_LEVEL = 0.1
+MIN_MIDDLE = 1 / 3  # margins leave at least this share of the picture between them
 # A picture at most this far from square may frame one digit filling it, as MNIST's 28x28
 # frames do (3:2 is a phone photo's frame); a wider one holds a number or a line of writing.
 FRAME_ASPECT = 1.5
 SPAN_TAIL = 0.02  # ink_span leaves out this share of the ink's mass at either end
+BLANK_ROW = 0.02  # a frame's row holding under this share of its fullest row's ink is blank
 
 
 def describe(source: Path | bytes, name: str | None) -> str:
@@ -196,17 +201,62 @@ def long_runs(edge: np.ndarray, window: int) -> np.ndarray:
     return np.partition(windows, half, axis=1)[:, half]
 
 
-def paper_level(gray: np.ndarray) -> float:
-    """The paper's grey level in grey float (H, W): the border's median, or the median of the
-    picture's middle half when the border is split between two levels (BORDER_SPLIT apart)
-    along long stretches, as when bands or margins of another colour run along two sides.
-    Strokes crossing the edge and specks on it make short runs, which do not count."""
-    edge = border(gray)
+def split_border(gray: np.ndarray) -> bool:
+    """Whether the border of grey float (H, W) is split between two levels (BORDER_SPLIT
+    apart) along long stretches, as when bands or margins of another colour run along its
+    sides. Strokes crossing the edge and specks on it make short runs, which do not count."""
     height, width = gray.shape
     window = 2 * max(1, min(height, width) // (2 * SPLIT_RUN)) + 1
-    low, high = np.percentile(long_runs(edge, window), BORDER_SPLIT_PERCENTILES)
-    if high - low <= BORDER_SPLIT:
-        return float(np.median(edge))
+    low, high = np.percentile(long_runs(border(gray), window), BORDER_SPLIT_PERCENTILES)
+    return bool(high - low > BORDER_SPLIT)
+
+
+def margin_widths(medians: np.ndarray, paper: float) -> tuple[int, int]:
+    """How many of the columns (rows) with `medians` float (N,), from the start and from the
+    end, lie unbroken MARGIN_LEVEL or more away from the `paper` level."""
+    far = np.abs(medians - paper) >= MARGIN_LEVEL
+    if far.all():
+        return len(far), 0
+    return int(np.argmin(far)), int(np.argmin(far[::-1]))
+
+
+def level_side_margins(gray: np.ndarray) -> np.ndarray:
+    """Grey float (H, W) with the margins along its left and right sides brought to the
+    paper's level (the median of the middle half's column medians). Each margin column becomes
+    the paper's level plus the column's departure from its own median, turned to the side of
+    the paper the margin lies on, which is the ink's: a dark table beside a white sheet turns
+    white, and a strip whose colours are inverted shows its strokes as the rest does. Margins
+    that would leave less than MIN_MIDDLE of the width between them are left as they are."""
+    medians = np.median(gray, axis=0)
+    width = len(medians)
+    paper = float(np.median(medians[width // 4 : width - width // 4]))
+    left, right = margin_widths(medians, paper)
+    if left + right == 0 or left + right > (1.0 - MIN_MIDDLE) * width:
+        return gray
+    levelled = gray.copy()
+    for margin in (slice(0, left), slice(width - right, width)):
+        level = medians[margin]
+        departure = np.abs(gray[:, margin] - level)
+        levelled[:, margin] = paper + np.sign(level - paper) * departure
+    return np.clip(levelled, 0.0, 1.0)
+
+
+def level_margins(gray: np.ndarray) -> np.ndarray:
+    """Grey float (H, W) with bands of another level along its sides brought to the paper's
+    level (`level_side_margins`, on columns and then, if the border is still split, on
+    rows). A picture whose border is not split (`split_border`) is returned as it is."""
+    if not split_border(gray):
+        return gray
+    gray = level_side_margins(gray)
+    return level_side_margins(gray.T).T if split_border(gray) else gray
+
+
+def paper_level(gray: np.ndarray) -> float:
+    """The paper's grey level in grey float (H, W): the border's median, or the median of the
+    picture's middle half when the border is split between two levels (`split_border`)."""
+    height, width = gray.shape
+    if not split_border(gray):
+        return float(np.median(border(gray)))
     middle = gray[height // 4 : height - height // 4, width // 4 : width - width // 4]
     return float(np.median(middle))
 
@@ -371,7 +421,7 @@ def normalise_pair(ink: np.ndarray) -> np.ndarray:
 
 def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
     """An MNIST-style digit, uint8 (28, 28): light ink on black, 20 px box, centred by mass."""
-    gray = ink_up(denoise(to_grayscale(image)))
+    gray = ink_up(level_margins(denoise(to_grayscale(image))))
     return normalise(ink_strength(even_out(gray) if uneven(gray) else gray, name))
 
 
@@ -389,7 +439,7 @@ def framed_digit(image: Image.Image) -> np.ndarray:
     as a benchmark gives a 28x28 digit. For a picture whose crop read no digit or a doubtful
     one, such as a digit crossed by a line or spattered with specks, which its crop takes in.
     """
-    gray = to_grayscale(image)
+    gray = level_margins(to_grayscale(image))
     paper = paper_level(gray)
     if dark_ink(gray, paper):
         gray, paper = 1.0 - gray, 1.0 - paper
@@ -409,12 +459,29 @@ def framed_digit(image: Image.Image) -> np.ndarray:
     return to_uint8(np.clip(small, 0.0, 1.0))
 
 
+def frame_ink(frame: np.ndarray) -> np.ndarray:
+    """Each pixel's excess over the median of a frame (uint8 (28, 28), `framed_digit`), which
+    is the paper's level, as float32 (28, 28)."""
+    return np.clip(frame.astype(np.float32) - float(np.median(frame)), 0.0, None)
+
+
+def row_gap(frame: np.ndarray, blank: float = BLANK_ROW) -> float:
+    """The share of a frame's rows (uint8 (28, 28), `framed_digit`) in its widest run of blank
+    rows (under `blank` of the fullest row's ink) between the first and last inked rows: the
+    space between two lines of writing, where a digit broken across shows none."""
+    rows = frame_ink(frame).sum(axis=1)
+    inked = np.flatnonzero(rows > blank * rows.max()) if rows.any() else np.zeros(0, int)
+    if len(inked) < 2:
+        return 0.0
+    return float((np.diff(inked) - 1).max() / len(rows))
+
+
 def ink_span(frame: np.ndarray, tail: float = SPAN_TAIL) -> float:
     """The share of a frame (uint8 (28, 28), `framed_digit`) that its ink spans: the larger of
     the shares of its rows and of its columns holding all but `tail` of the ink's mass at
     either end. Ink is each pixel's excess over the frame's median (the paper), so a few
     specks do not stretch the span, where a line across the picture does."""
-    ink = np.clip(frame.astype(np.float32) - float(np.median(frame)), 0.0, None)
+    ink = frame_ink(frame)
     total = float(ink.sum())
     if total == 0.0:
         return 0.0

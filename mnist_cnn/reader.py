@@ -21,7 +21,7 @@ from PIL import Image
 
 from mnist_cnn.data import IMAGE_SIZE
 from mnist_cnn.engine import engine_name
-from mnist_cnn.errors import UnreadableImageError, UserError
+from mnist_cnn.errors import SeveralLinesError, UnreadableImageError, UserError
 from mnist_cnn.pair import SHIPPED_PAIR_PATH, shipped_pair_score
 from mnist_cnn.predict import Classifier, load_classifier, top_k
 from mnist_cnn.preprocess import (
@@ -31,6 +31,7 @@ from mnist_cnn.preprocess import (
     frames_one_digit,
     ink_span,
     open_image,
+    row_gap,
 )
 from mnist_cnn.segment import Candidate, Found, Symbol, find_number, whole_picture
 
@@ -42,6 +43,10 @@ READ_WHOLE = "read whole, as one digit filling the picture: surer than its parts
 # height), and whole it would be small and off-centre, which the model misreads surely (a 0
 # as a 6 at 99.99%).
 FRAME_FILL = 0.6
+# ... and, when its pieces were refused as several lines, only when no blank band this share
+# of its height (3 of MNIST's 28 rows) runs across it: lines of writing have one between them;
+# a digit broken by a blot or drawn as its outline's pieces does not.
+LINE_GAP = 0.1
 DECIMALS = 6  # probabilities and scores in JSON: finer than any float32 difference that matters
 
 
@@ -170,23 +175,27 @@ def describe(source: Source) -> str:
     return {bytes: "image bytes", np.ndarray: "array"}.get(type(source), "image")
 
 
-def may_read_whole(result: Reading | UserError, frame: np.ndarray | None) -> bool:
+def may_read_whole(result: Reading | UserError, frame: Candidate | None) -> bool:
     """Whether a picture's reading may give way to its whole frame's: the picture frames one
-    digit (`frame` was made, and its ink spans FRAME_FILL of it: `ink_span`) and either nothing in
-    it read as a digit or one candidate was found and nothing else (no point, no minus)."""
-    if frame is None or not isinstance(result, Reading) or ink_span(frame) < FRAME_FILL:
+    digit (`frame` was made, and its ink spans FRAME_FILL of it: `ink_span`) and either its
+    pieces were refused as several lines with no blank band between them (`row_gap`), nothing
+    in it read as a digit, or one candidate was found and nothing else (no point, no minus)."""
+    if frame is None or ink_span(frame.digit) < FRAME_FILL:
         return False
+    if not isinstance(result, Reading):
+        return isinstance(result, SeveralLinesError) and row_gap(frame.digit) < LINE_GAP
     return not result.is_digit or (len(result.digits) == 1 and not result.symbols)
 
 
-def whole_wins(result: Reading, whole: DigitReading) -> bool:
-    """Whether the whole frame's reading `whole` replaces `result`: it is a digit, and nothing
-    in `result` was, or its one candidate read another digit less surely. Two views of one
-    digit, the surer answering: a line or specks across the digit, which its crop takes in,
-    make the crop an odd picture, where the frame keeps the digit as a benchmark shows it."""
+def whole_wins(result: Reading | SeveralLinesError, whole: DigitReading) -> bool:
+    """Whether the whole frame's reading `whole` replaces `result`: it is a digit, and
+    `result` was refused or nothing in it was a digit, or its one candidate read another digit
+    less surely. Two views of one digit, the surer answering: a line or specks across the
+    digit, which its crop takes in, make the crop an odd picture, where the frame keeps the
+    digit as a benchmark shows it."""
     if not whole.is_digit:
         return False
-    if not result.is_digit:
+    if not isinstance(result, Reading) or not result.is_digit:
         return True
     (part,) = result.digits
     return whole.digit != part.digit and whole.confidence > part.confidence
@@ -288,12 +297,13 @@ class Reader:
         sources = list(sources)
         names = [describe(source) for source in sources] if names is None else list(names)
         found: list[tuple[str, tuple[int, int], Found] | UserError] = []
-        frames: list[np.ndarray | None] = []
+        frames: list[Candidate | None] = []
         for source, name in zip(sources, names, strict=True):
             frame = None
             try:
                 image = as_image(source, name)
-                frame = framed_digit(image) if frames_one_digit(size_of(image)) else None
+                if frames_one_digit(size_of(image)):
+                    frame = Candidate(framed_digit(image), (0, 0, *size_of(image)))
                 number = (
                     Found([whole_picture(image, name)], [], [])
                     if single
@@ -318,14 +328,17 @@ class Reader:
             )
             for entry in found
         ]
-        return self.read_whole(results, frames)
+        return self.read_whole(results, frames, names)
 
     def read_whole(
-        self, results: list[Reading | UserError], frames: list[np.ndarray | None]
+        self,
+        results: list[Reading | UserError],
+        frames: list[Candidate | None],
+        names: list[str],
     ) -> list[Reading | UserError]:
-        """`results` with the Readings that may give way to their picture's whole frame
-        (uint8 (28, 28), preprocess.framed_digit; see `may_read_whole`) replaced by the
-        frame's reading where it wins (`whole_wins`)."""
+        """`results` with those that may give way to their picture's whole frame (a Candidate
+        of preprocess.framed_digit's uint8 (28, 28) boxing the picture, or None; see
+        `may_read_whole`) replaced by the frame's reading where it wins (`whole_wins`)."""
         again = [
             index
             for index, (result, frame) in enumerate(zip(results, frames, strict=True))
@@ -333,12 +346,11 @@ class Reader:
         ]
         if not again:
             return results
-        wholes = [Candidate(frames[index], (0, 0, *results[index].size)) for index in again]
+        wholes = [frames[index] for index in again]
         for index, whole in zip(again, self.digit_readings(wholes, stack(wholes)), strict=True):
             if whole_wins(results[index], whole):
-                results[index] = Reading(
-                    results[index].source, (whole,), results[index].size, (), (READ_WHOLE,)
-                )
+                size = (whole.box[2], whole.box[3])
+                results[index] = Reading(names[index], (whole,), size, (), (READ_WHOLE,))
         return results
 
     def score(self, digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

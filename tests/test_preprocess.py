@@ -386,3 +386,39 @@ def test_ink_span_of_a_frame(seven):
     assert preprocess.ink_span(small) < 0.45 and preprocess.ink_span(specked) < 0.45
     assert preprocess.ink_span(crossed) > 0.9
     assert preprocess.ink_span(np.zeros((28, 28), np.uint8)) == 0.0
+
+
+def inverted_sides(digit: np.ndarray, width: int) -> np.ndarray:
+    """Grey float (28, 28) of an MNIST digit with `width` columns at each side inverted."""
+    grey = digit.astype(np.float32) / 255.0
+    grey[:, :width] = 1.0 - grey[:, :width]
+    grey[:, -width:] = 1.0 - grey[:, -width:]
+    return grey
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_strips_of_inverted_colour_at_the_sides_are_turned_back(mnist, index):
+    digit = mnist.x_test[index]
+    levelled = preprocess.level_margins(inverted_sides(digit, 7))
+    np.testing.assert_allclose(levelled, digit / 255.0, atol=1e-6)
+    dark_on_white = 1.0 - inverted_sides(digit, 7)  # the same, as a black-on-white page
+    np.testing.assert_allclose(preprocess.level_margins(dark_on_white), 1.0 - digit / 255.0)
+
+
+def test_a_dark_table_beside_the_sheet_becomes_paper(seven):
+    page = np.full((120, 200), 1.0, np.float32)
+    page[10:110, 50:150] = 1.0 - np.asarray(Image.fromarray(seven).resize((100, 100))) / 255.0
+    page[:, :30] = 0.15  # the desk, left of the sheet, with its own grain
+    page[:, :30] += np.random.default_rng(0).normal(0.0, 0.02, (120, 30)).astype(np.float32)
+    levelled = preprocess.level_margins(page)
+    assert levelled[:, :30].min() > 0.9  # the desk is the paper now
+    np.testing.assert_array_equal(levelled[:, 30:], page[:, 30:])  # the sheet is untouched
+
+
+def test_pictures_without_margins_are_left_alone(seven):
+    page = 1.0 - seven.astype(np.float32) / 255.0
+    assert preprocess.level_margins(page) is page
+    bars = np.zeros((28, 28), np.float32)
+    bars[:, :10] = bars[:, -10:] = 1.0  # "margins" leaving under a third between them
+    assert preprocess.split_border(bars)
+    np.testing.assert_array_equal(preprocess.level_margins(bars), bars)

@@ -19,6 +19,7 @@ from mnist_cnn import (
 from mnist_cnn import reader as reader_module
 from mnist_cnn.config import SHIPPED_MODEL_PATH, user_model_path
 from mnist_cnn.degrade import crossing_lines
+from mnist_cnn.preprocess import framed_digit
 from mnist_cnn.reader import READ_WHOLE, Reading
 from mnist_cnn.synthetic import EVALUATION_SEED, GLYPHS, outlier_digits, person_style_files
 
@@ -156,3 +157,19 @@ def test_a_digit_drawn_small_in_its_picture_is_not_read_whole(reader, mnist, mon
     alone = reader.read_many(files)
     assert not any(isinstance(r, Reading) and READ_WHOLE in r.notes for r in read)
     assert [getattr(r, "number", None) for r in read] == [getattr(r, "number", None) for r in alone]
+
+
+def test_pieces_refused_as_lines_are_read_whole_unless_a_blank_band_parts_them(mnist):
+    """Pieces one above the other are refused as several lines; a frame with no blank band
+    across it (an outline broken at a digit's waist, blots above it) may be read whole, two
+    digits one above the other may not."""
+    refused = SeveralLinesError("x.png: several lines of writing")
+    digit = Image.fromarray(mnist.x_test[0]).resize((140, 140))
+    one = reader_module.Candidate(framed_digit(digit), (0, 0, 140, 140))
+    assert reader_module.may_read_whole(refused, one)
+    lines = Image.new("L", (140, 140))
+    lines.paste(Image.fromarray(mnist.x_test[1]).resize((60, 60)), (40, 0))
+    lines.paste(Image.fromarray(mnist.x_test[2]).resize((60, 60)), (40, 80))
+    two = reader_module.Candidate(framed_digit(lines), (0, 0, 140, 140))
+    assert not reader_module.may_read_whole(refused, two)
+    assert not reader_module.may_read_whole(NoDigitFoundError("x.png: no digit found"), one)
