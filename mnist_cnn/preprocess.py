@@ -61,6 +61,12 @@ SPLIT_RUN = 4
 # it runs unbroken from the picture's side: a band's blurred inner edge still counts.
 MARGIN_LEVEL = 0.1
 MIN_MIDDLE = 1 / 3  # margins leave at least this share of the picture between them
+# A margin is levelled only when its inner edge runs straight down the picture: in at least
+# STRAIGHT_ROWS of the rows it ends within MARGIN_TILT_PIXELS of its median column. A sheet
+# lying askew on a table has an edge no column follows, and columns levelled across it leave
+# wedges of table and paper behind, which read as strokes.
+STRAIGHT_ROWS = 0.4
+MARGIN_TILT_PIXELS = 1
 # A picture at most this far from square may frame one digit filling it, as MNIST's 28x28
 # frames do (3:2 is a phone photo's frame); a wider one holds a number or a line of writing.
 FRAME_ASPECT = 1.5
@@ -220,18 +226,34 @@ def margin_widths(medians: np.ndarray, paper: float) -> tuple[int, int]:
     return int(np.argmin(far)), int(np.argmin(far[::-1]))
 
 
+def straight_edges(gray: np.ndarray, paper: float, levels: tuple[float, float]) -> bool:
+    """Whether the left and right margins (at grey `levels`) of grey float (H, W) end straight
+    down the picture: in STRAIGHT_ROWS of the rows or more, the first pixel nearer the `paper`
+    than the margin lies within MARGIN_TILT_PIXELS of that pixel's median column. Strokes
+    crossing the edge move it in some rows only."""
+    for level, flip in zip(levels, (False, True), strict=True):
+        nearer = np.abs(gray - paper) < np.abs(gray - level)
+        ends = np.argmax(nearer[:, ::-1] if flip else nearer, axis=1)
+        if np.mean(np.abs(ends - np.median(ends)) <= MARGIN_TILT_PIXELS) < STRAIGHT_ROWS:
+            return False
+    return True
+
+
 def level_side_margins(gray: np.ndarray) -> np.ndarray:
     """Grey float (H, W) with the margins along its left and right sides brought to the
     paper's level (the median of the middle half's column medians). Each margin column becomes
     the paper's level plus the column's departure from its own median, turned to the side of
     the paper the margin lies on, which is the ink's: a dark table beside a white sheet turns
     white, and a strip whose colours are inverted shows its strokes as the rest does. Margins
-    that would leave less than MIN_MIDDLE of the width between them are left as they are."""
+    that would leave less than MIN_MIDDLE of the width between them, or whose inner edges are
+    not straight (`straight_edges`), are left as they are."""
     medians = np.median(gray, axis=0)
     width = len(medians)
     paper = float(np.median(medians[width // 4 : width - width // 4]))
     left, right = margin_widths(medians, paper)
     if left + right == 0 or left + right > (1.0 - MIN_MIDDLE) * width:
+        return gray
+    if not straight_edges(gray, paper, (float(medians[0]), float(medians[-1]))):
         return gray
     levelled = gray.copy()
     for margin in (slice(0, left), slice(width - right, width)):

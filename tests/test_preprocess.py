@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter, ImageOps
@@ -422,3 +423,17 @@ def test_pictures_without_margins_are_left_alone(seven):
     bars[:, :10] = bars[:, -10:] = 1.0  # "margins" leaving under a third between them
     assert preprocess.split_border(bars)
     np.testing.assert_array_equal(preprocess.level_margins(bars), bars)
+
+
+def test_a_sheet_lying_askew_on_a_table_is_not_levelled_column_by_column():
+    """Columns cannot follow a tilted edge: levelled, they would leave wedges of table and
+    paper behind as strokes. Upright, the same sheet's margins are levelled."""
+    for degrees, levelled in ((6.0, False), (0.0, True)):
+        page = np.full((300, 400), 0.15, np.float32)
+        corners = np.array([[-130, -400], [130, -400], [130, 400], [-130, 400]], np.float64)
+        turn = np.radians(degrees)
+        rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+        sheet = (corners @ rotation.T + [200, 150]).astype(np.int32)
+        cv2.fillPoly(page, [sheet], 0.9)
+        changed = not np.array_equal(preprocess.level_margins(page), page)
+        assert changed == levelled, degrees
