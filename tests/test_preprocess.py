@@ -437,3 +437,15 @@ def test_a_sheet_lying_askew_on_a_table_is_not_levelled_column_by_column():
         cv2.fillPoly(page, [sheet], 0.9)
         changed = not np.array_equal(preprocess.level_margins(page), page)
         assert changed == levelled, degrees
+
+
+def test_a_shadow_along_a_side_keeps_its_ink_dark(seven):
+    """Dark ink in a shadow along the left side departs beyond the shadow's level, not toward
+    the paper: not a strip of inverted colour, so it is not turned (segment.py reads shadows)."""
+    page = np.full((112, 224), 0.9, np.float32)
+    page[:, :112] = 0.9 * (1.0 - np.asarray(Image.fromarray(seven).resize((112, 112))) / 255.0)
+    page[:, :56] *= 0.3  # the shadow, over the left of the digit
+    np.testing.assert_array_equal(preprocess.level_margins(page), page)
+    strip = page.copy()
+    strip[:, :56] = 1.0 - page[:, :56] / 0.3 * 0.9  # the same side inverted instead
+    assert not np.array_equal(preprocess.level_margins(strip), strip)
