@@ -314,9 +314,20 @@ def dark_ink(gray: np.ndarray, paper: float) -> bool:
     return paper - gray.min() > gray.max() - paper
 
 
-def ink_up(gray: np.ndarray) -> np.ndarray:
-    """Turn the image so ink is bright and background dark, as in MNIST."""
-    return 1.0 - gray if dark_ink(gray, paper_level(gray)) else gray
+def levelled(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """Grey float (H, W) with its margins levelled (`level_margins`), and its paper's level
+    (`paper_level`): the border's split is tested once for a picture without margins."""
+    if not split_border(gray):
+        return gray, float(np.median(border(gray)))
+    gray = level_margins(gray)
+    return gray, paper_level(gray)
+
+
+def ink_up(gray: np.ndarray, paper: float | None = None) -> np.ndarray:
+    """Turn the image so ink is bright and background dark, as in MNIST; `paper` is the
+    paper's level (default: `paper_level`)."""
+    paper = paper_level(gray) if paper is None else paper
+    return 1.0 - gray if dark_ink(gray, paper) else gray
 
 
 def noise_level(edge: np.ndarray, background: float) -> float:
@@ -468,7 +479,7 @@ def normalise_pair(ink: np.ndarray) -> np.ndarray:
 
 def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
     """An MNIST-style digit, uint8 (28, 28): light ink on black, 20 px box, centred by mass."""
-    gray = ink_up(level_margins(denoise(to_grayscale(image))))
+    gray = ink_up(*levelled(denoise(to_grayscale(image))))
     return normalise(ink_strength(even_out(gray) if uneven(gray) else gray, name))
 
 
@@ -486,8 +497,7 @@ def framed_digit(image: Image.Image) -> np.ndarray:
     as a benchmark gives a 28x28 digit. For a picture whose crop read no digit or a doubtful
     one, such as a digit crossed by a line or spattered with specks, which its crop takes in.
     """
-    gray = level_margins(to_grayscale(image))
-    paper = paper_level(gray)
+    gray, paper = levelled(to_grayscale(image))
     if dark_ink(gray, paper):
         gray, paper = 1.0 - gray, 1.0 - paper
     height, width = gray.shape

@@ -37,7 +37,7 @@ from mnist_cnn.preprocess import (
     even_out,
     ink_strength,
     ink_up,
-    level_margins,
+    levelled,
     normalise,
     normalise_pair,
     stroke_width,
@@ -377,8 +377,8 @@ def ink_map(image: Image.Image, name: str) -> tuple[np.ndarray, float]:
     NoDigitFoundError when nothing stands out from the paper.
     """
     gray, scale = shrink(to_grayscale(image))
-    gray = level_margins(denoise(gray))
-    flipped, paper = ink_up(gray), shadowed(gray)
+    gray, level = levelled(denoise(gray))
+    flipped, paper = ink_up(gray, level), shadowed(gray)
     if paper is not None:
         flipped = local_background(gray, paper)
     elif uneven(flipped):
