@@ -253,32 +253,39 @@ def inverted(gray: np.ndarray, medians: np.ndarray, paper: float, left: int, rig
     return int((beyond <= -MARGIN_LEVEL).sum()) >= int((beyond >= MARGIN_LEVEL).sum())
 
 
+def may_level(gray: np.ndarray, medians: np.ndarray, paper: float, left: int, right: int) -> bool:
+    """Whether the margins (the first `left` and last `right` columns of grey float (H, W),
+    with column `medians`) are to be levelled: they leave MIN_MIDDLE of the width between
+    them, their inner edges are straight (`straight_edges`), they lie on the ink's side of the
+    paper (a margin lighter than the paper around dark ink is the paper in full light, the
+    middle in shadow), and their ink, if any, is turned toward the paper (`inverted`: a shadow's
+    ink lies beyond its level, and segment.py's local background reads it better)."""
+    width = len(medians)
+    if left + right == 0 or left + right > (1.0 - MIN_MIDDLE) * width:
+        return False
+    if not straight_edges(gray, paper, (float(medians[0]), float(medians[-1]))):
+        return False
+    middle = gray[:, width // 4 : width - width // 4]
+    if float(middle.max() - middle.min()) >= MIN_CONTRAST:
+        ink_side = -1.0 if dark_ink(middle, paper) else 1.0
+        edges = [float(medians[0])] * bool(left) + [float(medians[-1])] * bool(right)
+        if any(np.sign(edge - paper) != ink_side for edge in edges):
+            return False
+    return inverted(gray, medians, paper, left, right)
+
+
 def level_side_margins(gray: np.ndarray) -> np.ndarray:
     """Grey float (H, W) with the margins along its left and right sides brought to the
     paper's level (the median of the middle half's column medians). Each margin column becomes
     the paper's level plus the column's departure from its own median, turned to the side of
     the paper the margin lies on, which is the ink's: a dark table beside a white sheet turns
     white, and a strip whose colours are inverted shows its strokes as the rest does. Margins
-    whose ink lies beyond their level (a shadow: `inverted`) are left to segment.py. A margin on the
-    other side of the paper than the ink (lighter, when the ink is dark) is the paper itself,
-    in more light than the middle; such pictures, and margins that would leave less than
-    MIN_MIDDLE of the width between them or whose inner edges are not straight
-    (`straight_edges`), are left as they are."""
+    that `may_level` refuses are left as they are."""
     medians = np.median(gray, axis=0)
     width = len(medians)
     paper = float(np.median(medians[width // 4 : width - width // 4]))
     left, right = margin_widths(medians, paper)
-    if left + right == 0 or left + right > (1.0 - MIN_MIDDLE) * width:
-        return gray
-    if not straight_edges(gray, paper, (float(medians[0]), float(medians[-1]))):
-        return gray
-    middle = gray[:, width // 4 : width - width // 4]
-    ink_side = -1.0 if dark_ink(middle, paper) else 1.0
-    edges = [float(medians[0])] * bool(left) + [float(medians[-1])] * bool(right)
-    inked = float(middle.max() - middle.min()) >= MIN_CONTRAST
-    if inked and any(np.sign(edge - paper) != ink_side for edge in edges):
-        return gray  # a margin lighter than paper with dark ink: it is the paper in full light
-    if not inverted(gray, medians, paper, left, right):
+    if not may_level(gray, medians, paper, left, right):
         return gray
     levelled = gray.copy()
     for margin in (slice(0, left), slice(width - right, width)):
