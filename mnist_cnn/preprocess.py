@@ -207,6 +207,11 @@ def long_runs(edge: np.ndarray, window: int) -> np.ndarray:
     return np.partition(windows, half, axis=1)[:, half]
 
 
+def middle_half(length: int) -> slice:
+    """The middle half of `length` pixels (a quarter left out at either end)."""
+    return slice(length // 4, length - length // 4)
+
+
 def split_border(gray: np.ndarray) -> bool:
     """Whether the border of grey float (H, W) is split between two levels (BORDER_SPLIT
     apart) along long stretches, as when bands or margins of another colour run along its
@@ -265,7 +270,7 @@ def may_level(gray: np.ndarray, medians: np.ndarray, paper: float, left: int, ri
         return False
     if not straight_edges(gray, paper, (float(medians[0]), float(medians[-1]))):
         return False
-    middle = gray[:, width // 4 : width - width // 4]
+    middle = gray[:, middle_half(width)]
     if float(middle.max() - middle.min()) >= MIN_CONTRAST:
         ink_side = -1.0 if dark_ink(middle, paper) else 1.0
         edges = [float(medians[0])] * bool(left) + [float(medians[-1])] * bool(right)
@@ -283,7 +288,7 @@ def level_side_margins(gray: np.ndarray) -> np.ndarray:
     that `may_level` refuses are left as they are."""
     medians = np.median(gray, axis=0)
     width = len(medians)
-    paper = float(np.median(medians[width // 4 : width - width // 4]))
+    paper = float(np.median(medians[middle_half(width)]))
     left, right = margin_widths(medians, paper)
     if not may_level(gray, medians, paper, left, right):
         return gray
@@ -311,7 +316,7 @@ def paper_level(gray: np.ndarray) -> float:
     height, width = gray.shape
     if not split_border(gray):
         return float(np.median(border(gray)))
-    middle = gray[height // 4 : height - height // 4, width // 4 : width - width // 4]
+    middle = gray[middle_half(height), middle_half(width)]
     return float(np.median(middle))
 
 

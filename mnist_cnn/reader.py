@@ -302,14 +302,15 @@ class Reader:
             frame = None
             try:
                 image = as_image(source, name)
-                if frames_one_digit(size_of(image)):
-                    frame = Candidate(framed_digit(image), (0, 0, *size_of(image)))
+                size = size_of(image)
+                if frames_one_digit(size):
+                    frame = Candidate(framed_digit(image), (0, 0, *size))
                 number = (
                     Found([whole_picture(image, name)], [], [])
                     if single
                     else find_number(image, name, self.score, self.pair_score)
                 )
-                found.append((name, size_of(image), number))
+                found.append((name, size, number))
             except UserError as error:
                 found.append(error)
             frames.append(frame)
