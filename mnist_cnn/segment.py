@@ -114,9 +114,12 @@ MIN_DIGIT_HEIGHT = 0.4  # groups lower than this share of the digit height are s
 MAX_CANDIDATES = 32  # more than this is a page of text, not a number
 
 # A decimal point is a blob between two digits with its bottom within BASELINE of the digit
-# height of theirs, as round as ROUND (longer side over shorter) and POINT_SIZE pens across;
-# a smaller blob there may be a point or dirt, and the reading says so (a note).
+# height of theirs, or before the first digit (".5") at most LEADING_GAP of the digit height
+# from it with its bottom on that digit's, as round as ROUND (longer side over shorter) and
+# POINT_SIZE pens across; a smaller blob there may be a point or dirt, and the reading says so
+# (a note): a point read as dirt makes a number ten times too large.
 BASELINE = 0.2
+LEADING_GAP = 0.5
 ROUND = 2.0
 POINT_SIZE = (0.9, 3.0)
 # A round blob at most DOT of the digit height across, its middle beside every digit-tall
@@ -1102,16 +1105,25 @@ def pen_width(parts: list[Part]) -> float:
 
 def point_between(box: tuple[int, int, int, int], parts: list[Part], height: float) -> int | None:
     """The index of the digit after a mark's box when it lies between two digits with its
-    bottom on theirs (within BASELINE), else None."""
+    bottom on theirs (within BASELINE), or just before the first (LEADING_GAP) with its bottom
+    on that digit's (0), else None."""
     middle = (box[0] + box[2]) / 2
     after = next((n for n, part in enumerate(parts) if part.box[0] > middle), None)
-    if after is None or after == 0:
+    if after is None:
         return None
-    before, later = parts[after - 1].box, parts[after].box
-    slack = BASELINE * height
-    baseline = (before[3] + later[3]) / 2
-    beside = before[2] - slack <= middle <= later[0] + slack
+    later, slack = parts[after].box, BASELINE * height
+    if after == 0:
+        beside, baseline = later[0] - box[2] <= LEADING_GAP * height, later[3]
+    else:
+        before = parts[after - 1].box
+        beside = before[2] - slack <= middle <= later[0] + slack
+        baseline = (before[3] + later[3]) / 2
     return after if beside and abs(box[3] - baseline) <= slack else None
+
+
+def place(after: int) -> str:
+    """Where a mark before digit `after` (0 the first) lies, in words for a note."""
+    return "before the first digit" if after == 0 else f"between digits {after} and {after + 1}"
 
 
 def is_minus(box: tuple[int, int, int, int], first: Part, height: float, pen: float) -> bool:
@@ -1148,8 +1160,7 @@ def symbols(
             points.append((width * thick, after, box))
         elif max(width, thick) < POINT_SIZE[0] * pen:
             notes.append(
-                f"a small mark between digits {after} and {after + 1} may be a decimal point "
-                "or a speck: read without it"
+                f"a small mark {place(after)} may be a decimal point or a speck: read without it"
             )
     minus = [box for text, box in found]
     found = [("-", max(minus, key=lambda b: b[0]))] if minus else []
@@ -1157,8 +1168,7 @@ def symbols(
         _, after, box = max(points)
         found.append((".", box))
         notes += [
-            f"another mark between digits {other} and {other + 1} may be a second point: "
-            "read without it"
+            f"another mark {place(other)} may be a second point: read without it"
             for _, other, other_box in points
             if other_box != box
         ]

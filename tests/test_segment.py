@@ -120,9 +120,13 @@ def draw_marks(darkness, spans, rows, marks, rng: np.random.Generator) -> None:
         middle = (rows[0][0] + rows[0][1]) / 2 + rng.uniform(-0.08, 0.08) * height
         stroke = (np.abs(yy - middle) <= pen / 2) & (xx >= start) & (xx < start + bar)
         darkness[stroke] = np.maximum(darkness[stroke], rng.uniform(0.75, 1.0))
-    if point_after is not None:
+    if point_after == -1:  # before the first digit (".5"), in the space left for it
+        x = spans[0][0] - POINT_GAP * height / 2
+        y = rows[0][1] - pen * rng.uniform(0.5, 1.0)
+    elif point_after is not None:
         x = (spans[point_after][1] + spans[point_after + 1][0]) / 2
         y = (rows[point_after][1] + rows[point_after + 1][1]) / 2 - pen * rng.uniform(0.5, 1.0)
+    if point_after is not None:
         dot = (yy - y) ** 2 + (xx - x) ** 2 <= (pen * rng.uniform(0.5, 0.7)) ** 2
         darkness[dot] = np.maximum(darkness[dot], rng.uniform(0.75, 1.0))
 
@@ -139,16 +143,18 @@ def number_picture(
 
     `touching`: each digit's strokes touch its left neighbour's, overlapping by 0 to
     MAX_OVERLAP pixels, one connected component. `point_after`: a decimal point (a dot a pen
-    wide on the baseline) after that digit (0 the first); `minus`: a minus before them.
+    wide on the baseline) after that digit (0 the first; -1: before the first, ".5"); `minus`:
+    a minus before them.
     """
     height = int(rng.integers(MIN_HEIGHT, MAX_HEIGHT + 1))
     slant = rng.uniform(-0.25, 0.25)
     inks = [digit_ink(d, round(height * rng.uniform(0.85, 1.1)), slant) for d in digits]
     gaps = [round(rng.uniform(0.04, 0.4) * height) + 1 for _ in inks[1:]]
-    if point_after is not None:
+    if point_after is not None and point_after >= 0:
         gaps[point_after] = max(gaps[point_after], round(POINT_GAP * height))
     bar = round(height * rng.uniform(*MINUS_LENGTH)) if minus else 0
     before = bar + round(rng.uniform(*MINUS_GAPS) * height) if minus else 0
+    before += round(POINT_GAP * height) if point_after == -1 else 0
     margin = round(height * rng.uniform(0.5, 1.0))
     width = sum(i.shape[1] for i in inks) + sum(gaps) + 2 * margin + before
     tall = round(height * rng.uniform(1.8, 2.6))
@@ -374,6 +380,24 @@ def test_touching_digits_strokes_points_minus_and_edges(reader, mnist):
     assert digits_right / digits_total >= DIGITS_FLOOR
     assert shares["touching"] >= TOUCHING_FLOOR
     assert numbers >= NUMBERS_FLOOR
+
+
+LEADING_POINTS = 60
+LEADING_SEED = 20261205
+
+
+def test_a_point_before_the_first_digit_is_read_not_dropped(reader, mnist):
+    # ".5" read as 5 would be ten times too large: the point is read, or noted where small.
+    rng = np.random.default_rng(LEADING_SEED)
+    right = 0
+    for n in range(LEADING_POINTS):
+        chosen = rng.choice(len(mnist.x_test), int(rng.integers(1, 4)), replace=False)
+        digits = [mnist.x_test[i] for i in chosen]
+        picture, _ = number_picture(digits, BACKGROUNDS[n % len(BACKGROUNDS)], rng, point_after=-1)
+        expected = "." + "".join(str(mnist.y_test[i]) for i in chosen)
+        right += reading_or_none(reader, as_file(picture, rng)) == expected
+    print(f"\n{right} of {LEADING_POINTS} numbers with a point before the first digit read right")
+    assert right >= 0.85 * LEADING_POINTS
 
 
 @pytest.fixture(scope="module")
