@@ -529,6 +529,17 @@ def paper_with(digits: list[np.ndarray], at: list[tuple[int, int]], size=(120, 2
     return Image.fromarray(np.round(255 * (1 - paper)).astype(np.uint8))
 
 
+@pytest.mark.parametrize(("length", "number", "noted"), [(12, "7", True), (24, "-7", False)])
+def test_a_short_thick_dash_before_a_digit_is_noted_a_long_one_read_as_minus(
+    reader, mnist, length, number, noted
+):
+    page = np.asarray(paper_with([mnist.x_test[0]], [(30, 90)])).copy()  # a 7
+    page[54:62, 88 - length : 88] = 0  # 8 px thick at the digit's mid-height: 1.5 or 3 to 1
+    reading = reader.read(Image.fromarray(page))
+    assert reading.number == number
+    assert any("may be a minus sign" in note for note in reading.notes) == noted
+
+
 def test_one_digit_on_plain_paper_is_normalised_exactly_as_before(mnist):
     image = paper_with([mnist.x_test[0]], [(30, 90)])
     (candidate,) = find_digits(image)
