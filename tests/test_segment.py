@@ -386,18 +386,23 @@ LEADING_POINTS = 60
 LEADING_SEED = 20261205
 
 
-def test_a_point_before_the_first_digit_is_read_not_dropped(reader, mnist):
-    # ".5" read as 5 would be ten times too large: the point is read, or noted where small.
+def test_a_point_before_the_first_digit_is_noted_not_dropped_silently(reader, mnist):
+    # ".5" read as 5 is ten times too large: the digits are read and the point is noted (not
+    # read: noise puts a speck in its place as often).
     rng = np.random.default_rng(LEADING_SEED)
-    right = 0
+    noted = 0
     for n in range(LEADING_POINTS):
         chosen = rng.choice(len(mnist.x_test), int(rng.integers(1, 4)), replace=False)
         digits = [mnist.x_test[i] for i in chosen]
         picture, _ = number_picture(digits, BACKGROUNDS[n % len(BACKGROUNDS)], rng, point_after=-1)
-        expected = "." + "".join(str(mnist.y_test[i]) for i in chosen)
-        right += reading_or_none(reader, as_file(picture, rng)) == expected
-    print(f"\n{right} of {LEADING_POINTS} numbers with a point before the first digit read right")
-    assert right >= 0.85 * LEADING_POINTS
+        try:
+            reading = reader.read(as_file(picture, rng))
+        except UserError:
+            continue
+        before = any("before the first digit may be a decimal point" in t for t in reading.notes)
+        noted += before and reading.number == "".join(str(mnist.y_test[i]) for i in chosen)
+    print(f"\n{noted} of {LEADING_POINTS} numbers with a point before the first digit noted")
+    assert noted >= 0.85 * LEADING_POINTS
 
 
 @pytest.fixture(scope="module")
