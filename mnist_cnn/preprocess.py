@@ -300,24 +300,36 @@ def level_side_margins(gray: np.ndarray) -> np.ndarray:
     return np.clip(levelled, 0.0, 1.0)
 
 
+def margins_levelled(gray: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Grey float (H, W), whose border is split (`split_border`), with bands of another level
+    along its sides brought to the paper's level (`level_side_margins`, on columns and then,
+    if the border is still split, on rows); and whether its border is split still."""
+    gray = level_side_margins(gray)
+    if not split_border(gray):
+        return gray, False
+    gray = level_side_margins(gray.T).T
+    return gray, split_border(gray)
+
+
 def level_margins(gray: np.ndarray) -> np.ndarray:
     """Grey float (H, W) with bands of another level along its sides brought to the paper's
-    level (`level_side_margins`, on columns and then, if the border is still split, on
-    rows). A picture whose border is not split (`split_border`) is returned as it is."""
-    if not split_border(gray):
-        return gray
-    gray = level_side_margins(gray)
-    return level_side_margins(gray.T).T if split_border(gray) else gray
+    level (`margins_levelled`). A picture whose border is not split (`split_border`) is
+    returned as it is."""
+    return margins_levelled(gray)[0] if split_border(gray) else gray
+
+
+def paper_of(gray: np.ndarray, split: bool) -> float:
+    """The paper's grey level in grey float (H, W) whose border is `split` or not: the
+    border's median, or the median of the picture's middle half when it is split."""
+    if not split:
+        return float(np.median(border(gray)))
+    height, width = gray.shape
+    return float(np.median(gray[middle_half(height), middle_half(width)]))
 
 
 def paper_level(gray: np.ndarray) -> float:
-    """The paper's grey level in grey float (H, W): the border's median, or the median of the
-    picture's middle half when the border is split between two levels (`split_border`)."""
-    height, width = gray.shape
-    if not split_border(gray):
-        return float(np.median(border(gray)))
-    middle = gray[middle_half(height), middle_half(width)]
-    return float(np.median(middle))
+    """The paper's grey level in grey float (H, W) (`paper_of`, its border's split tested)."""
+    return paper_of(gray, split_border(gray))
 
 
 def dark_ink(gray: np.ndarray, paper: float) -> bool:
@@ -328,11 +340,11 @@ def dark_ink(gray: np.ndarray, paper: float) -> bool:
 
 def levelled(gray: np.ndarray) -> tuple[np.ndarray, float]:
     """Grey float (H, W) with its margins levelled (`level_margins`), and its paper's level
-    (`paper_level`): the border's split is tested once for a picture without margins."""
-    if not split_border(gray):
-        return gray, float(np.median(border(gray)))
-    gray = level_margins(gray)
-    return gray, paper_level(gray)
+    (`paper_level`), testing the border's split once for each picture it is tested on."""
+    split = split_border(gray)
+    if split:
+        gray, split = margins_levelled(gray)
+    return gray, paper_of(gray, split)
 
 
 def ink_up(gray: np.ndarray, paper: float | None = None) -> np.ndarray:

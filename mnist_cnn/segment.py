@@ -1151,12 +1151,6 @@ def is_minus(
     )
 
 
-def point_sized(box: tuple[int, int, int, int], pen: float) -> bool:
-    """Whether a mark's box is as round (ROUND) and as big (POINT_SIZE pens) as a point."""
-    longer, shorter = max(box[2] - box[0], box[3] - box[1]), min(box[2] - box[0], box[3] - box[1])
-    return longer <= ROUND * shorter and POINT_SIZE[0] * pen <= longer <= POINT_SIZE[1] * pen
-
-
 def symbols(
     little: list[tuple[int, int, int, int]], parts: list[Part], height: float
 ) -> tuple[list[tuple[str, tuple[int, int, int, int]]], list[str]]:
@@ -1175,14 +1169,15 @@ def symbols(
             continue
         after = point_between(box, parts, height)
         width, thick = box[2] - box[0], box[3] - box[1]
-        if after is None or max(width, thick) > ROUND * min(width, thick):
+        longer = max(width, thick)
+        if after is None or longer > ROUND * min(width, thick):
             continue
-        if point_sized(box, pen) and after > 0:
+        sized = POINT_SIZE[0] * pen <= longer <= POINT_SIZE[1] * pen
+        if sized and after > 0:
             points.append((width * thick, after, box))
             continue
-        small = max(width, thick) < POINT_SIZE[0] * pen
-        crumb = after == 0 and max(width, thick) < LEADING_NOTE * pen
-        if point_sized(box, pen) or (small and not crumb):
+        crumb = after == 0 and longer < LEADING_NOTE * pen
+        if sized or (longer < POINT_SIZE[0] * pen and not crumb):
             notes.append(
                 f"a mark {place(after)} may be a decimal point or a speck: read without it"
             )

@@ -120,13 +120,13 @@ def draw_marks(darkness, spans, rows, marks, rng: np.random.Generator) -> None:
         middle = (rows[0][0] + rows[0][1]) / 2 + rng.uniform(-0.08, 0.08) * height
         stroke = (np.abs(yy - middle) <= pen / 2) & (xx >= start) & (xx < start + bar)
         darkness[stroke] = np.maximum(darkness[stroke], rng.uniform(0.75, 1.0))
-    if point_after == -1:  # before the first digit (".5"), in the space left for it
-        x = spans[0][0] - POINT_GAP * height / 2
-        y = rows[0][1] - pen * rng.uniform(0.5, 1.0)
-    elif point_after is not None:
-        x = (spans[point_after][1] + spans[point_after + 1][0]) / 2
-        y = (rows[point_after][1] + rows[point_after + 1][1]) / 2 - pen * rng.uniform(0.5, 1.0)
     if point_after is not None:
+        if point_after == -1:  # before the first digit (".5"), in the space left for it
+            x, bottom = spans[0][0] - POINT_GAP * height / 2, rows[0][1]
+        else:
+            x = (spans[point_after][1] + spans[point_after + 1][0]) / 2
+            bottom = (rows[point_after][1] + rows[point_after + 1][1]) / 2
+        y = bottom - pen * rng.uniform(0.5, 1.0)
         dot = (yy - y) ** 2 + (xx - x) ** 2 <= (pen * rng.uniform(0.5, 0.7)) ** 2
         darkness[dot] = np.maximum(darkness[dot], rng.uniform(0.75, 1.0))
 
