@@ -126,6 +126,17 @@ def test_dataset_batches_are_scaled_with_a_channel_axis(mnist):
     np.testing.assert_array_equal(labels.numpy(), mnist.y_test[:32])
 
 
+def test_the_training_pipeline_runs_untuned_and_gives_each_image_once_an_epoch(mnist):
+    labels = mnist.y_train[:300]
+    dataset = make_dataset(
+        mnist.x_train[:300], labels, 64, shuffle_seed=1, augment="shift", degrade=0.5
+    )
+    assert dataset.options().autotune.enabled is False  # autotuning stalls each epoch's end
+    for _ in range(2):
+        seen = np.concatenate([batch_labels.numpy() for _, batch_labels in dataset])
+        np.testing.assert_array_equal(np.sort(seen), np.sort(labels))
+
+
 def copy_data_with(tmp_path, stem: str, content: bytes):
     """A data folder with the bundled files, one of them replaced by `content`."""
     for name in CHECKSUMS:
