@@ -67,6 +67,28 @@ MIN_MIDDLE = 1 / 3  # margins leave at least this share of the picture between t
 # wedges of table and paper behind, which read as strokes.
 STRAIGHT_ROWS = 0.4
 MARGIN_TILT_PIXELS = 1
+# A photo of a sheet lying on a darker table, the sheet's edges in the picture (Otsu 1979's
+# threshold parts the two; the sheet is the largest bright region): the table and the sheet's
+# edge are made paper, as a document scanner crops to the sheet. It is a sheet when its
+# convex hull covers SHEET_SHARE of the picture, is SHEET_SOLID filled by it (a letter's or a
+# stroke's hull is mostly empty) and is SHEET_PAPER bright paper (an outline filled in is
+# mostly what lies inside it), and the table lies SHEET_CONTRAST below the sheet's paper
+# with nothing on it SHEET_CONTRAST darker or lighter (writing in a shadow, or light writing
+# on a dark picture beside a lighter band, is not a table), and its edge is a step, not a
+# shadow's fading edge (`soft_edge`). The
+# hull is shrunk by SHEET_EDGE of the picture's longer side: the edge's shade and its glare.
+SHEET_MIN_SIDE = 2 * IMAGE_SIZE  # smaller pictures are a digit's crop, never a photo of a sheet
+SHEET_SHARE = (0.2, 0.99)
+SHEET_SOLID = 0.9
+SHEET_PAPER = 0.8
+SHEET_BAND = 0.03
+SHEET_SOFT = 0.12
+SHEET_CONTRAST = 0.2
+SHEET_INK_PERCENTILE = 0.5
+SHEET_EDGE = 0.02
+SHEET_SIDE = 96
+SHEET_LIGHT = 0.05
+SHEET_WEIGHT = 1e-3  # beyond the Gaussian's reach of the sheet: its median paper instead
 # A picture at most this far from square may frame one digit filling it, as MNIST's 28x28
 # frames do (3:2 is a phone photo's frame); a wider one holds a number or a line of writing.
 FRAME_ASPECT = 1.5
@@ -336,6 +358,90 @@ def dark_ink(gray: np.ndarray, paper: float) -> bool:
     """Whether the ink in grey float (H, W) is darker than its `paper` level: the darkest
     pixel lies further below the paper than the brightest lies above it."""
     return paper - gray.min() > gray.max() - paper
+
+
+def largest_region(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The largest region of uint8 mask (H, W) with its holes filled, uint8 (H, W) of 0 and 1,
+    and its convex hull, the same; None where the mask is empty."""
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    outline = max(contours, key=cv2.contourArea)
+    filled, hull = np.zeros_like(mask), np.zeros_like(mask)
+    cv2.drawContours(filled, [outline], -1, 1, cv2.FILLED)
+    cv2.fillConvexPoly(hull, cv2.convexHull(outline), 1)
+    return filled, hull
+
+
+def soft_edge(gray: np.ndarray, hull: np.ndarray, table: float, paper: float) -> bool:
+    """Whether the edge of a bright region, uint8 `hull` (H, W) of 0 and 1 on grey float
+    (H, W), fades like a shadow's: over SHEET_SOFT of a band SHEET_BAND of the longer side
+    either side of it lies between the `table` and `paper` levels (a quarter of the way in
+    from each). A sheet's edge is a step a pixel or two wide."""
+    width = 2 * round(SHEET_BAND * max(gray.shape)) + 1
+    kernel = np.ones((width, width), np.uint8)
+    band = (cv2.dilate(hull, kernel) > 0) & (cv2.erode(hull, kernel) == 0)
+    quarter = (paper - table) / 4
+    between = (gray > table + quarter) & (gray < paper - quarter)
+    return bool(band.any()) and float(between[band].mean()) > SHEET_SOFT
+
+
+def sheet_on_table(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Where grey float (H, W) is a photo of a sheet on a darker table (see SHEET_SHARE): the
+    sheet's inside, bool (H, W), shrunk by SHEET_EDGE, and its paper's grey level; else None."""
+    if min(gray.shape) < SHEET_MIN_SIDE:
+        return None
+    # Cheap first, on a copy SHEET_SIDE pixels on its longer side: a table shows at the edge.
+    small = rescale(gray, SHEET_SIDE, Image.Resampling.BILINEAR)
+    if np.percentile(small, 95) - np.percentile(border(small), 5) < SHEET_CONTRAST:
+        return None
+    pixels = np.clip(gray * 255, 0, 255).astype(np.uint8)
+    _, bright = cv2.threshold(pixels, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    found = largest_region(bright)
+    if found is None:
+        return None
+    sheet, hull = found
+    share, area = hull.mean(), sheet.sum()
+    if not SHEET_SHARE[0] <= share <= SHEET_SHARE[1] or area < SHEET_SOLID * hull.sum():
+        return None
+    if (sheet & bright).sum() < SHEET_PAPER * area:
+        return None  # an outline (a frame, a ring) filled in: mostly what lies inside it
+    paper = float(np.median(gray[(sheet & bright) > 0]))
+    table = gray[hull == 0]
+    level = float(np.median(table))
+    spread = np.percentile(table, [SHEET_INK_PERCENTILE, 100 - SHEET_INK_PERCENTILE]) - level
+    if paper - level < SHEET_CONTRAST or np.abs(spread).max() > SHEET_CONTRAST:
+        return None
+    if soft_edge(gray, hull, level, paper):
+        return None
+    width = 2 * round(SHEET_EDGE * max(gray.shape)) + 1
+    inside = cv2.erode(hull, np.ones((width, width), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    return inside > 0, paper
+
+
+def off_the_table(gray: np.ndarray) -> np.ndarray:
+    """Grey float (H, W) with the table and the sheet's edge made paper where it is a photo
+    of a sheet on a table (`sheet_on_table`); otherwise the same array. The paper put there
+    is the sheet's own nearby (a Gaussian-weighted mean of its pixels, SHEET_LIGHT of the
+    longer side wide), so light falling off across the sheet leaves no step at its edge."""
+    found = sheet_on_table(gray)
+    if found is None:
+        return gray
+    inside, paper = found
+    # The light changes slowly: it is worked out on a copy SHEET_SIDE on its longer side.
+    scale = SHEET_SIDE / max(gray.shape)
+    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+    weight, near = (
+        cv2.GaussianBlur(
+            cv2.resize(layer.astype(np.float32), size, interpolation=cv2.INTER_AREA),
+            (0, 0),
+            SHEET_LIGHT * SHEET_SIDE,
+        )
+        for layer in (inside, np.where(inside, gray, 0))
+    )
+    fill = np.where(weight > SHEET_WEIGHT, near / np.maximum(weight, SHEET_WEIGHT), paper)
+    fill = cv2.resize(fill.astype(np.float32), gray.shape[::-1], interpolation=cv2.INTER_LINEAR)
+    return np.where(inside, gray, fill).astype(gray.dtype)
 
 
 def levelled(gray: np.ndarray) -> tuple[np.ndarray, float]:

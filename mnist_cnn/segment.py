@@ -40,6 +40,7 @@ from mnist_cnn.preprocess import (
     levelled,
     normalise,
     normalise_pair,
+    off_the_table,
     stroke_width,
     to_grayscale,
     to_mnist,
@@ -389,7 +390,7 @@ def ink_map(image: Image.Image, name: str) -> tuple[np.ndarray, float]:
     NoDigitFoundError when nothing stands out from the paper.
     """
     gray, scale = shrink(to_grayscale(image))
-    gray, level = levelled(denoise(gray))
+    gray, level = levelled(denoise(off_the_table(gray)))
     flipped, paper = ink_up(gray, level), shadowed(gray)
     if paper is not None:
         flipped = local_background(gray, paper)
@@ -756,7 +757,8 @@ def boundaries(part: Part) -> list[np.ndarray]:
     """Candidate cuts of a piece as the first column int (h,) of the right-hand digit in each
     row: straight down and along the writing's slant at the projection profile's minima, and
     drop-fall paths from those places at the top and, upside down, at the bottom."""
-    height = part.own.shape[0]
+    # The ink's own shape, not the box's: cuts are found on a pooled copy in the piece's box.
+    height, width = part.own.shape
     ys, xs = np.nonzero(part.own)
     rows = np.arange(height) - ys.mean()
     found = []
@@ -770,7 +772,7 @@ def boundaries(part: Part) -> list[np.ndarray]:
             found.append(drop_fall(part.own[::-1], straight[-1])[::-1])
     # Where two digits meet, the outline dips between them from above or below (the valley
     # points of Fujisawa et al. 1992): a drop let fall there finds the join.
-    low, high = math.ceil(CUT_FROM * part.width), math.floor((1 - CUT_FROM) * part.width)
+    low, high = math.ceil(CUT_FROM * width), math.floor((1 - CUT_FROM) * width)
     if high > low:
         inked = part.own[:, low:high]
         depth = np.where(inked.any(axis=0), np.argmax(inked, axis=0), height)

@@ -439,6 +439,43 @@ def test_a_sheet_lying_askew_on_a_table_is_not_levelled_column_by_column():
         assert changed == levelled, degrees
 
 
+def sheet_photo(seven: np.ndarray, degrees: float) -> np.ndarray:
+    """Grey float (240, 320): a light sheet holding a dark 7, turned `degrees`, on a dark table
+    showing along every side."""
+    photo = np.full((240, 320), 0.2, np.float32)
+    corners = np.array([[-90, -120], [-90, 120], [90, 120], [90, -120]], np.float64)
+    turn = np.radians(degrees)
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    cv2.fillPoly(photo, [(corners @ rotation.T + [160, 120]).astype(np.int32)], 0.85)
+    digit = np.asarray(Image.fromarray(seven).resize((80, 80)), np.float32) / 255.0
+    photo[80:160, 120:200] *= 1.0 - 0.9 * digit
+    return photo
+
+
+def test_a_sheet_on_a_darker_table_is_cropped_to_as_a_document_scanner_does(seven):
+    for degrees in (0.0, 7.0):
+        photo = sheet_photo(seven, degrees)
+        cropped = preprocess.off_the_table(photo)
+        np.testing.assert_array_equal(cropped[80:160, 120:200], photo[80:160, 120:200])
+        assert np.abs(cropped[[0, -1]] - 0.85).max() < 0.05  # the table, now the sheet's paper
+        assert np.abs(cropped[:, [0, -1]] - 0.85).max() < 0.05
+
+
+def test_a_shadow_a_frame_or_light_writing_is_not_taken_for_a_table(seven):
+    photo = sheet_photo(seven, 5.0)
+    small = cv2.resize(photo, (50, 40), interpolation=cv2.INTER_AREA)  # a digit's crop, no photo
+    assert preprocess.off_the_table(small) is small
+    shade = 1 / (1 + np.exp(-(np.arange(320) - 100) / 12.0))  # a shadow's edge fades
+    shadow = np.full((240, 320), 0.85, np.float32) * (0.4 + 0.6 * shade)[np.newaxis, :]
+    assert preprocess.off_the_table(shadow) is shadow
+    frame = np.full((240, 320), 0.1, np.float32)  # a light frame drawn on a dark picture
+    cv2.rectangle(frame, (40, 30), (280, 210), 0.9, 4)
+    assert preprocess.off_the_table(frame) is frame
+    band = 1.0 - photo  # light writing on a dark picture beside a lighter band
+    band[:, :60] = 0.5
+    assert preprocess.off_the_table(band) is band
+
+
 def test_a_shadow_along_a_side_keeps_its_ink_dark(seven):
     """Dark ink in a shadow along the left side departs beyond the shadow's level, not toward
     the paper: not a strip of inverted colour, so it is not turned (segment.py reads shadows)."""
