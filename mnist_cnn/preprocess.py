@@ -211,11 +211,15 @@ def border(pixels: np.ndarray) -> np.ndarray:
     return np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
 
 
+def scaled_size(shape: tuple[int, ...], scale: float) -> tuple[int, int]:
+    """The (width, height) that Pillow and OpenCV take for an array of `shape` (H, W, ...)
+    scaled by `scale`, each side at least one pixel."""
+    return max(1, round(shape[1] * scale)), max(1, round(shape[0] * scale))
+
+
 def rescale(pixels: np.ndarray, longer: int, resample: Image.Resampling) -> np.ndarray:
     """Float pixels resized so the longer side is `longer`, keeping the aspect ratio."""
-    height, width = pixels.shape
-    scale = longer / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    size = scaled_size(pixels.shape, longer / max(pixels.shape))
     return np.asarray(Image.fromarray(pixels).resize(size, resample))
 
 
@@ -373,13 +377,19 @@ def largest_region(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return filled, hull
 
 
+def square_kernel(share: float, shape: tuple[int, ...]) -> np.ndarray:
+    """A square uint8 structuring element an odd number of pixels wide: about `share` of the
+    longer side of an array of `shape` each side of its middle."""
+    width = 2 * round(share * max(shape)) + 1
+    return np.ones((width, width), np.uint8)
+
+
 def soft_edge(gray: np.ndarray, hull: np.ndarray, table: float, paper: float) -> bool:
     """Whether the edge of a bright region, uint8 `hull` (H, W) of 0 and 1 on grey float
     (H, W), fades like a shadow's: over SHEET_SOFT of a band SHEET_BAND of the longer side
     either side of it lies between the `table` and `paper` levels (a quarter of the way in
     from each). A sheet's edge is a step a pixel or two wide."""
-    width = 2 * round(SHEET_BAND * max(gray.shape)) + 1
-    kernel = np.ones((width, width), np.uint8)
+    kernel = square_kernel(SHEET_BAND, gray.shape)
     band = (cv2.dilate(hull, kernel) > 0) & (cv2.erode(hull, kernel) == 0)
     quarter = (paper - table) / 4
     between = (gray > table + quarter) & (gray < paper - quarter)
@@ -404,9 +414,10 @@ def sheet_on_table(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
     share, area = hull.mean(), sheet.sum()
     if not SHEET_SHARE[0] <= share <= SHEET_SHARE[1] or area < SHEET_SOLID * hull.sum():
         return None
-    if (sheet & bright).sum() < SHEET_PAPER * area:
+    lit = (sheet & bright) > 0
+    if lit.sum() < SHEET_PAPER * area:
         return None  # an outline (a frame, a ring) filled in: mostly what lies inside it
-    paper = float(np.median(gray[(sheet & bright) > 0]))
+    paper = float(np.median(gray[lit]))
     table = gray[hull == 0]
     level = float(np.median(table))
     spread = np.percentile(table, [SHEET_INK_PERCENTILE, 100 - SHEET_INK_PERCENTILE]) - level
@@ -414,8 +425,8 @@ def sheet_on_table(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
         return None
     if soft_edge(gray, hull, level, paper):
         return None
-    width = 2 * round(SHEET_EDGE * max(gray.shape)) + 1
-    inside = cv2.erode(hull, np.ones((width, width), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    kernel = square_kernel(SHEET_EDGE, gray.shape)
+    inside = cv2.erode(hull, kernel, borderType=cv2.BORDER_REPLICATE)
     return inside > 0, paper
 
 
@@ -429,8 +440,7 @@ def off_the_table(gray: np.ndarray) -> np.ndarray:
         return gray
     inside, paper = found
     # The light changes slowly: it is worked out on a copy SHEET_SIDE on its longer side.
-    scale = SHEET_SIDE / max(gray.shape)
-    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+    size = scaled_size(gray.shape, SHEET_SIDE / max(gray.shape))
     weight, near = (
         cv2.GaussianBlur(
             cv2.resize(layer.astype(np.float32), size, interpolation=cv2.INTER_AREA),
@@ -601,7 +611,7 @@ def normalise_pair(ink: np.ndarray) -> np.ndarray:
     crop = crop_to_ink(np.asarray(ink, np.float32))
     height, width = crop.shape
     scale = min(PAIR_BOX[0] / height, PAIR_BOX[1] / width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    size = scaled_size(crop.shape, scale)
     resample = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     patch = np.clip(cv2.resize(crop, size, interpolation=resample), 0.0, 1.0)
     return to_uint8(paste_centred(patch, PAIR_SHAPE))

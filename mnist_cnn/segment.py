@@ -41,6 +41,7 @@ from mnist_cnn.preprocess import (
     normalise,
     normalise_pair,
     off_the_table,
+    scaled_size,
     stroke_width,
     to_grayscale,
     to_mnist,
@@ -282,8 +283,7 @@ class Part:
         left, top, right, bottom = self.box
         own = np.where(self.own, ink[top:bottom, left:right], 0.0).astype(np.float32)
         if most is not None and max(own.shape) > most:
-            scale = most / max(own.shape)
-            size = (max(1, round(own.shape[1] * scale)), max(1, round(own.shape[0] * scale)))
+            size = scaled_size(own.shape, most / max(own.shape))
             own = cv2.resize(own, size, interpolation=cv2.INTER_AREA)
         return own
 
@@ -314,8 +314,9 @@ def shrink(gray: np.ndarray) -> tuple[np.ndarray, float]:
     if longer <= WORK_SIDE:
         return gray, 1.0
     scale = WORK_SIDE / longer
-    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA), 1.0 / scale
+    return cv2.resize(
+        gray, scaled_size(gray.shape, scale), interpolation=cv2.INTER_AREA
+    ), 1.0 / scale
 
 
 def paper_light(gray: np.ndarray) -> np.ndarray:

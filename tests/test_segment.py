@@ -286,19 +286,11 @@ def sheet_on_table(picture: np.ndarray, rng: np.random.Generator) -> Image.Image
     falloff = np.linspace(1.0, rng.uniform(0.75, 1.0), photo.shape[1])[np.newaxis, :]
     photo = photo * (falloff if rng.random() < 0.5 else falloff[:, ::-1])
     photo = photo + rng.normal(0, 0.01, photo.shape)
-    buffer = io.BytesIO()
-    image = Image.fromarray(np.clip(photo * 255, 0, 255).astype(np.uint8))
-    if rng.random() < 1 / 3:
-        image.convert("RGB").save(buffer, "JPEG", quality=int(rng.integers(75, 96)))
-    else:
-        image.save(buffer, "PNG")
-    return open_image(buffer.getvalue())
+    return encoded(np.clip(photo * 255, 0, 255).astype(np.uint8), rng)
 
 
-def as_file(picture: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """Light-on-dark for one in three, and a JPEG for one in three, decoded as the CLI does."""
-    if rng.random() < 1 / 3:
-        picture = 255 - picture
+def encoded(picture: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """uint8 `picture` saved as a JPEG for one in three, else a PNG, decoded as the CLI does."""
     buffer = io.BytesIO()
     if rng.random() < 1 / 3:
         Image.fromarray(picture).convert("RGB").save(
@@ -307,6 +299,13 @@ def as_file(picture: np.ndarray, rng: np.random.Generator) -> Image.Image:
     else:
         Image.fromarray(picture).save(buffer, "PNG")
     return open_image(buffer.getvalue())
+
+
+def as_file(picture: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """Light-on-dark for one in three, and a JPEG for one in three, decoded as the CLI does."""
+    if rng.random() < 1 / 3:
+        picture = 255 - picture
+    return encoded(picture, rng)
 
 
 def generated_numbers(mnist, count: int, seed: int):
