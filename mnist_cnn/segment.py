@@ -217,15 +217,24 @@ PIECES_PER_DIGIT = 4  # a digit is rarely in more pieces: more pieces than 4 * 3
 # becomes two digits when the model is at least PAIR_SURE of one pair, or PAIR_SURE_READ when
 # the digit model reads the whole as an accepted digit at least WHOLE_SURE confident; never as
 # 11, as no cut is (a W or a V is two strokes; two touching 1s are narrower than may_cut).
-# (Chosen on the pre-cut pieces of tests/test_segment.py's hard_numbers, earlier kinds and
-# non-digit shapes, and the 10,000 MNIST test digits as 280x280 files: 0.6 and 0.97 for the
-# first pair model; 0.65 for the one taught digits crossed by lines, which read an italic m
-# as 77 at 0.61; see docs/reading.md.)
+# (PAIR_SURE and the narrow pieces' constants below were chosen for the shipped pair model on
+# 1,000 generated touching pairs of the MNIST training digits it held out, 3,000 of those
+# digits alone and 3,896 non-digits; PAIR_SURE 0.65 read one pair in 100 more and 11 more
+# non-digits as numbers. See docs/reading.md.)
 PAIR_CLASSES = 100  # the pair model's first classes are the pairs 00..99 ("ab" = 10 a + b)
-PAIR_SURE = 0.65
+PAIR_SURE = 0.8
 PAIR_SURE_READ = 0.97
 WHOLE_SURE = 0.999
 TWO_ONES = 11
+# A piece too narrow to cut but at least PAIR_NARROW of the digit height wide may be two
+# touching digits too, most with a 1 or a 7 (71, 41, 17), whose cut the sides' readings
+# cannot tell from a digit's tail: the pair model reads it, and it becomes two digits when
+# the model is at least NARROW_SURE of one pair (NARROW_SURE_UNREAD where the digit model
+# judges it not a digit: a letter's upright beside a bowl reads as 1, a B as 13).
+PAIR_NARROW = 0.5
+NARROW_WHOLE = 0.99  # ... and the digit model reads it as one digit less surely than this
+NARROW_SURE = 0.9
+NARROW_SURE_UNREAD = 0.95
 
 
 @dataclass(frozen=True)
@@ -978,12 +987,22 @@ def readings(pieces: list[Part], ink: np.ndarray, score: Score) -> tuple[np.ndar
     return np.where(accepted, probabilities.max(axis=1), 0.0), probabilities.argmax(axis=1)
 
 
-def reads_as_pair(probabilities: np.ndarray, whole: float) -> bool:
+def may_be_pair(part: Part, height: float) -> bool:
+    """Whether a piece too narrow to cut may still be two touching digits for the pair model:
+    PAIR_NARROW of its height or the digit `height`, the larger."""
+    return part.width >= PAIR_NARROW * max(part.height, height) and not may_cut(part, height)
+
+
+def reads_as_pair(probabilities: np.ndarray, whole: float, narrow: bool = False) -> bool:
     """Whether the pair model's probabilities float (C,) for a piece read it as two touching
     digits: one pair other than 11 at least PAIR_SURE, or PAIR_SURE_READ where the digit model
-    reads the whole as a digit WHOLE_SURE confident (`whole`, 0 where not accepted)."""
+    reads the whole as a digit WHOLE_SURE confident (`whole`, 0 where not accepted); for a
+    `narrow` piece (`may_be_pair`), NARROW_SURE, or NARROW_SURE_UNREAD where not accepted."""
     best = int(np.argmax(probabilities))
-    sure = PAIR_SURE_READ if whole >= WHOLE_SURE else PAIR_SURE
+    if narrow:
+        sure = NARROW_SURE if whole > 0 else NARROW_SURE_UNREAD
+    else:
+        sure = PAIR_SURE_READ if whole >= WHOLE_SURE else PAIR_SURE
     return best < PAIR_CLASSES and best != TWO_ONES and float(probabilities[best]) >= sure
 
 
@@ -1025,8 +1044,9 @@ def resegment(
     read as one digit clearly better (`may_join`, MERGE_MARGIN), and cut wide pieces that
     read as two digits clearly better (`cuts`, `best_cuts`): the pieces and joins scored by
     `score` in one batched call, then the cuts that could still win in another. With `pair`,
-    the wide pieces left whole are read by it in a third call, and those it reads as two
-    touching digits (`reads_as_pair`) become two (`pair_split`). `parts` are left to right;
+    the wide pieces left whole, and the narrower ones `score` is unsure of (`may_be_pair`,
+    NARROW_WHOLE), are read by it in a third call, and those it reads as two touching digits
+    (`reads_as_pair`) become two (`pair_split`). `parts` are left to right;
     so is the result."""
     joins = [
         (n, joined(parts[n], parts[n + 1]))
@@ -1034,7 +1054,8 @@ def resegment(
         if may_join(parts[n], parts[n + 1], height)
     ]
     wide = [n for n, part in enumerate(parts) if may_cut(part, height)]
-    if not joins and not wide:
+    narrow = [n for n, part in enumerate(parts) if pair is not None and may_be_pair(part, height)]
+    if not joins and not wide and not narrow:
         return parts
     sure, _ = readings(parts + [whole for _, whole in joins], ink, score)
     whole, joins_sure = sure[: len(parts)], sure[len(parts) :]
@@ -1061,11 +1082,12 @@ def resegment(
         if n not in changed:
             result[n] = [cut.left, cut.right]
             changed.add(n)
-    asked = [n for n in wide if n not in changed]
+    narrow = [n for n in narrow if whole[n] < NARROW_WHOLE]
+    asked = [n for n in wide + narrow if n not in changed]
     if pair is not None and asked:
         said = pair(np.stack([parts[n].pair_input(ink) for n in asked]))
         for n, probabilities in zip(asked, said, strict=True):
-            if reads_as_pair(probabilities, float(whole[n])):
+            if reads_as_pair(probabilities, float(whole[n]), n in narrow):
                 result[n] = pair_split(parts[n], probabilities)
     return [part for n in range(len(parts)) for part in result[n]]
 

@@ -56,7 +56,7 @@ def fake_pair(label: int):
 
     def score(crops: np.ndarray) -> np.ndarray:
         assert crops.shape[1:] == PAIR_SHAPE
-        said = np.full((len(crops), CLASSES), 0.001, np.float32)
+        said = np.full((len(crops), CLASSES), 0.0001, np.float32)
         said[:, label] = 1.0
         return said / said.sum(axis=1, keepdims=True)
 
@@ -111,12 +111,31 @@ def test_the_split_sides_carry_the_marginals_of_the_pairs():
     assert left.box[2] <= right.box[0] and left.own.sum() + right.own.sum() == own.sum()
 
 
-def test_narrow_pieces_never_reach_the_pair_model(mnist):
-    def refuse(crops):
-        raise AssertionError("the pair model was asked about a narrow piece")
+def sure(digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A digit model that reads everything as an accepted 2 at 0.999: no cut wins."""
+    probabilities = np.full((len(digits), 10), 0.001 / 9, np.float32)
+    probabilities[:, 2] = 0.999
+    return probabilities, np.ones(len(digits), bool)
 
-    page = Image.fromarray(255 - mnist.x_test[1]).resize((280, 280))  # a 2, narrower than tall
-    assert len(find_number(page, score=unsure, pair=refuse).digits) == 1
+
+def refuse(crops: np.ndarray) -> np.ndarray:
+    raise AssertionError("the pair model was asked")
+
+
+def test_narrow_pieces_read_surely_or_thinner_than_a_pair_never_reach_the_pair_model(mnist):
+    two = Image.fromarray(255 - mnist.x_test[1]).resize((280, 280))  # narrower than tall
+    one = Image.fromarray(255 - mnist.x_test[2]).resize((280, 280))  # a 1, a third as wide
+    assert len(find_number(two, score=sure, pair=refuse).digits) == 1
+    assert len(find_number(one, score=unsure, pair=refuse).digits) == 1
+
+
+@pytest.mark.parametrize(("label", "count"), [(47, 2), (SINGLE, 1)])
+def test_a_narrow_piece_the_digit_model_is_unsure_of_is_read_by_the_pair_model(mnist, label, count):
+    two = Image.fromarray(255 - mnist.x_test[1]).resize((280, 280))
+    found = find_number(two, score=unsure, pair=fake_pair(label))
+    assert len(found.digits) == count
+    if count == 2:
+        assert [int(np.argmax(digit.reading)) for digit in found.digits] == [4, 7]
 
 
 @pytest.mark.skipif(not SHIPPED_PAIR_PATH.is_file(), reason="no shipped pair model")
