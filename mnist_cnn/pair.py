@@ -188,7 +188,7 @@ def make_pairs(
 def build_pair_model():
     """A CNN: uint8-range PAIR_SHAPE input -> CLASSES probabilities (100 pairs, one digit, no
     digit). Three 3x3 convolutions of 32, 64 and 128 filters, each batch-normalised, then
-    pooled; a 256-unit layer. (The first pair model, 24, 48 and 96 filters without batch
+    pooled; a 256-unit layer. (The earlier pair model, 24, 48 and 96 filters without batch
     normalisation, underfitted: pairs of its own training digits read no better than held-out
     ones; see docs/reading.md.)"""
     import keras
