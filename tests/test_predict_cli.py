@@ -172,10 +172,16 @@ def test_all_files_go_through_one_model_call_and_the_second_view_one_more(engine
             calls.append(len(digits))
             return engine.predict(digits)
 
-    results = Reader.from_classifier(Classifier(CountingEngine())).read_many(good + bad)
+    classifier = Classifier(CountingEngine())
+    results = Reader.from_classifier(classifier, pairs=False).read_many(good + bad)
     # One call for every candidate; at most one more for the pictures read whole (reader.py).
     assert calls[0] == len(good) and len(calls) <= 2 and sum(calls[1:]) <= len(good), calls
     assert [isinstance(r, Reading) for r in results] == [True] * len(good) + [False] * len(bad)
+    # With the pair model, segmentation first reads a picture's pieces where one may be two
+    # touching digits (segment.may_be_pair): at most one call a picture more.
+    calls.clear()
+    Reader.from_classifier(classifier).read_many(good)
+    assert len(calls) <= len(good) + 2 and max(calls) == len(good), calls
 
 
 # --- the command line --------------------------------------------------------------------------
