@@ -1082,12 +1082,12 @@ def resegment(
         if n not in changed:
             result[n] = [cut.left, cut.right]
             changed.add(n)
-    narrow = [n for n in narrow if whole[n] < NARROW_WHOLE]
-    asked = [n for n in wide + narrow if n not in changed]
+    unsure = [n for n in narrow if whole[n] < NARROW_WHOLE]
+    asked = [n for n in wide + unsure if n not in changed]
     if pair is not None and asked:
         said = pair(np.stack([parts[n].pair_input(ink) for n in asked]))
         for n, probabilities in zip(asked, said, strict=True):
-            if reads_as_pair(probabilities, float(whole[n]), n in narrow):
+            if reads_as_pair(probabilities, float(whole[n]), n in unsure):
                 result[n] = pair_split(parts[n], probabilities)
     return [part for n in range(len(parts)) for part in result[n]]
 

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from test_segment import as_page
 
 from mnist_cnn.pair import (
     CLASSES,
@@ -123,16 +124,15 @@ def refuse(crops: np.ndarray) -> np.ndarray:
 
 
 def test_narrow_pieces_read_surely_or_thinner_than_a_pair_never_reach_the_pair_model(mnist):
-    two = Image.fromarray(255 - mnist.x_test[1]).resize((280, 280))  # narrower than tall
-    one = Image.fromarray(255 - mnist.x_test[2]).resize((280, 280))  # a 1, a third as wide
+    two = as_page(mnist.x_test[1])  # narrower than tall
+    one = as_page(mnist.x_test[2])  # a 1, a third as wide
     assert len(find_number(two, score=sure, pair=refuse).digits) == 1
     assert len(find_number(one, score=unsure, pair=refuse).digits) == 1
 
 
 @pytest.mark.parametrize(("label", "count"), [(47, 2), (SINGLE, 1)])
 def test_a_narrow_piece_the_digit_model_is_unsure_of_is_read_by_the_pair_model(mnist, label, count):
-    two = Image.fromarray(255 - mnist.x_test[1]).resize((280, 280))
-    found = find_number(two, score=unsure, pair=fake_pair(label))
+    found = find_number(as_page(mnist.x_test[1]), score=unsure, pair=fake_pair(label))
     assert len(found.digits) == count
     if count == 2:
         assert [int(np.argmax(digit.reading)) for digit in found.digits] == [4, 7]
@@ -171,8 +171,6 @@ def test_a_digit_crossed_by_lines_is_not_read_as_a_pair(committed_model_path, mn
     # Two straight or zigzag lines through each digit make its piece as wide as a pair; a pair
     # model that never saw one read a 6 crossed by a scribble as 46 (10 more of these 400
     # digits read as two digits than without it; 2 more once it was taught such digits).
-    from test_segment import as_page
-
     from mnist_cnn.degrade import crossing_lines
     from mnist_cnn.predict import load_classifier
 
