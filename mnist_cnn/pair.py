@@ -6,8 +6,9 @@ tests/test_segment.py's measurement set), wide single training digits (some cros
 lines or drawn hollow) and synthetic.make_outliers' non-digits.
 
 The crop is laid out as a digit is, at twice the width (preprocess.normalise_pair). The Reader
-passes this model to segment.resegment, which asks it about pieces wide enough to be cut that
-no cut won, and about narrower ones the digit model is unsure of (segment.reads_as_pair).
+passes this model to segment.find_numbers, which asks it about pieces wide enough to be cut
+that no cut won (segment.resegment), and about narrower ones the digit model is unsure of
+(segment.split_narrow_pairs).
 `python -m mnist_cnn.pair` (`make train-pair`) trains it: 320,000 examples, 4 epochs, about
 45 minutes on 2 cores without AVX-512.
 """

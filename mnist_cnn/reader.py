@@ -33,7 +33,7 @@ from mnist_cnn.preprocess import (
     open_image,
     row_gap,
 )
-from mnist_cnn.segment import Candidate, Found, Symbol, find_number, whole_picture
+from mnist_cnn.segment import Candidate, Found, Symbol, find_numbers, whole_picture
 
 Source = str | Path | bytes | np.ndarray | Image.Image
 READ_WHOLE = "read whole, as one digit filling the picture: surer than its parts read alone"
@@ -47,6 +47,9 @@ FRAME_FILL = 0.6
 # of its height (3 of MNIST's 28 rows) runs across it: lines of writing have one between them;
 # a digit broken by a blot or drawn as its outline's pieces does not.
 LINE_GAP = 0.1
+# Pictures segmented together: their narrow pieces are read in one call of each model
+# (segment.find_numbers), and their work-size ink maps, up to 4 MB each, are held till then.
+PICTURES_AT_ONCE = 32
 DECIMALS = 6  # probabilities and scores in JSON: finer than any float32 difference that matters
 
 
@@ -286,8 +289,9 @@ class Reader:
         single: bool = False,
         names: Sequence[str] | None = None,
     ) -> list[Reading | UserError]:
-        """Read many pictures in one batched model pass; a picture that fails gives its error
-        in its place, so one bad file does not stop the rest.
+        """Read many pictures, their candidates in one batched model pass (segmentation's own
+        calls are batched over PICTURES_AT_ONCE pictures); a picture that fails gives its
+        error in its place, so one bad file does not stop the rest.
 
         A picture close to square in which nothing read as a digit, or one candidate alone
         was found, is read again whole, as one digit filling it (preprocess.framed_digit),
@@ -298,22 +302,11 @@ class Reader:
         names = [describe(source) for source in sources] if names is None else list(names)
         found: list[tuple[str, tuple[int, int], Found] | UserError] = []
         frames: list[Candidate | None] = []
-        for source, name in zip(sources, names, strict=True):
-            frame = None
-            try:
-                image = as_image(source, name)
-                size = size_of(image)
-                if frames_one_digit(size):
-                    frame = Candidate(framed_digit(image), (0, 0, *size))
-                number = (
-                    Found([whole_picture(image, name)], [], [])
-                    if single
-                    else find_number(image, name, self.score, self.pair_score)
-                )
-                found.append((name, size, number))
-            except UserError as error:
-                found.append(error)
-            frames.append(frame)
+        for start in range(0, len(sources), PICTURES_AT_ONCE):
+            chunk = slice(start, start + PICTURES_AT_ONCE)
+            images = [self.decode(*each) for each in zip(sources[chunk], names[chunk], strict=True)]
+            frames += [self.frame(image) for image in images]
+            found += self.find(images, names[chunk], single)
         pictures = [entry for entry in found if not isinstance(entry, UserError)]
         digits = [candidate for _, _, number in pictures for candidate in number.digits]
         readings = iter(self.digit_readings(digits, stack(digits)))
@@ -330,6 +323,47 @@ class Reader:
             for entry in found
         ]
         return self.read_whole(results, frames, names)
+
+    def find(
+        self, images: list[Image.Image | UserError], names: list[str], single: bool
+    ) -> list[tuple[str, tuple[int, int], Found] | UserError]:
+        """Each picture's name, size and what segment.find_numbers finds in it (with `single`,
+        the whole picture as one digit), or its error."""
+        numbers = (
+            [self.whole(image, name) for image, name in zip(images, names, strict=True)]
+            if single
+            else find_numbers(images, names, self.score, self.pair_score)
+        )
+        return [
+            number if isinstance(number, UserError) else (name, size_of(image), number)
+            for image, name, number in zip(images, names, numbers, strict=True)
+        ]
+
+    @staticmethod
+    def decode(source: Source, name: str) -> Image.Image | UserError:
+        """The picture of `source` (as_image), or the error that says why there is none."""
+        try:
+            return as_image(source, name)
+        except UserError as error:
+            return error
+
+    @staticmethod
+    def frame(image: Image.Image | UserError) -> Candidate | None:
+        """A picture close to square as one digit filling it (preprocess.framed_digit), boxed
+        by the whole picture; None for another picture or an error."""
+        if isinstance(image, UserError) or not frames_one_digit(size_of(image)):
+            return None
+        return Candidate(framed_digit(image), (0, 0, *size_of(image)))
+
+    @staticmethod
+    def whole(image: Image.Image | UserError, name: str) -> Found | UserError:
+        """A picture read whole as one digit (`--single`: segment.whole_picture), or its error."""
+        if isinstance(image, UserError):
+            return image
+        try:
+            return Found([whole_picture(image, name)], [], [])
+        except UserError as error:
+            return error
 
     def read_whole(
         self,

@@ -9,7 +9,8 @@ Pure: an image in, candidates out. After preprocess.py's polarity and lighting s
      digits, and orders the digits left to right,
   4. with the caller's score (a model; this file has none), cuts touching digits and joins a
      digit's pieces where the model reads the result clearly better (`resegment`), and with
-     the caller's pair score, reads a wide piece no cut won as two touching digits whole,
+     the caller's pair score, reads a wide piece no cut won, or a narrower one the model is
+     unsure of (`split_narrow_pairs`, many pictures at once), as two touching digits whole,
   5. finds a decimal point and a leading minus among the marks too small to be digits,
   6. gives each digit preprocess.normalise, the MNIST normalisation a single digit gets.
 Deciding which candidates are digits at all (an out-of-distribution score) is the caller's.
@@ -25,7 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mnist_cnn.errors import NoDigitFoundError, SeveralLinesError
+from mnist_cnn.errors import NoDigitFoundError, SeveralLinesError, UserError
 from mnist_cnn.preprocess import (
     DECODE_SCALE,
     DECODE_SIZE,
@@ -977,14 +978,20 @@ def best_cuts(
     return {n: cut for n, (_, cut) in best.items()}
 
 
-def readings(pieces: list[Part], ink: np.ndarray, score: Score) -> tuple[np.ndarray, np.ndarray]:
-    """`score`'s reading of pieces on the work-size ink float (H, W), each at most SCORED_SIDE
-    on its longer side: what each is worth, float (N,) (its confidence, 0 where it is not an
-    accepted digit), and the digit it reads as, int (N,). No call for no pieces."""
-    if not pieces:
+def scored(digits: list[np.ndarray], score: Score) -> tuple[np.ndarray, np.ndarray]:
+    """`score`'s reading of uint8 (28, 28) digits: what each is worth, float (N,) (its
+    confidence, 0 where it is not an accepted digit), and the digit it reads as, int (N,).
+    No call for no digits."""
+    if not digits:
         return np.zeros(0), np.zeros(0, int)
-    probabilities, accepted = score(np.stack([piece.digit(ink, SCORED_SIDE) for piece in pieces]))
+    probabilities, accepted = score(np.stack(digits))
     return np.where(accepted, probabilities.max(axis=1), 0.0), probabilities.argmax(axis=1)
+
+
+def readings(pieces: list[Part], ink: np.ndarray, score: Score) -> tuple[np.ndarray, np.ndarray]:
+    """`scored` for pieces on the work-size ink float (H, W), each read at most SCORED_SIDE on
+    its longer side."""
+    return scored([piece.digit(ink, SCORED_SIDE) for piece in pieces], score)
 
 
 def may_be_pair(part: Part, height: float) -> bool:
@@ -1044,18 +1051,17 @@ def resegment(
     read as one digit clearly better (`may_join`, MERGE_MARGIN), and cut wide pieces that
     read as two digits clearly better (`cuts`, `best_cuts`): the pieces and joins scored by
     `score` in one batched call, then the cuts that could still win in another. With `pair`,
-    the wide pieces left whole, and the narrower ones `score` is unsure of (`may_be_pair`,
-    NARROW_WHOLE), are read by it in a third call, and those it reads as two touching digits
-    (`reads_as_pair`) become two (`pair_split`). `parts` are left to right;
-    so is the result."""
+    the wide pieces left whole are read by it in a third call, and those it reads as two
+    touching digits (`reads_as_pair`) become two (`pair_split`). `parts` are left to right;
+    so is the result, in which a piece left as it was is the very Part it was (the narrower
+    pieces are asked later, many pictures' at once: `split_narrow_pairs`)."""
     joins = [
         (n, joined(parts[n], parts[n + 1]))
         for n in range(len(parts) - 1)
         if may_join(parts[n], parts[n + 1], height)
     ]
     wide = [n for n, part in enumerate(parts) if may_cut(part, height)]
-    narrow = [n for n, part in enumerate(parts) if pair is not None and may_be_pair(part, height)]
-    if not joins and not wide and not narrow:
+    if not joins and not wide:
         return parts
     sure, _ = readings(parts + [whole for _, whole in joins], ink, score)
     whole, joins_sure = sure[: len(parts)], sure[len(parts) :]
@@ -1082,22 +1088,36 @@ def resegment(
         if n not in changed:
             result[n] = [cut.left, cut.right]
             changed.add(n)
-    unsure = [n for n in narrow if whole[n] < NARROW_WHOLE]
-    asked = [n for n in wide + unsure if n not in changed]
+    asked = [n for n in wide if n not in changed]
     if pair is not None and asked:
         said = pair(np.stack([parts[n].pair_input(ink) for n in asked]))
         for n, probabilities in zip(asked, said, strict=True):
-            if reads_as_pair(probabilities, float(whole[n]), n in unsure):
+            if reads_as_pair(probabilities, float(whole[n])):
                 result[n] = pair_split(parts[n], probabilities)
     return [part for n in range(len(parts)) for part in result[n]]
 
 
+@dataclass(frozen=True)
+class Pieces:
+    """What find_parts finds in one picture, at the work size: the digit candidates left to
+    right; the indices among them of the narrow pieces the pair model may still read
+    (`may_be_pair`, left as they were found); the boxes of the marks too small to be digits
+    (specks, points, bars); the ink float (H, W); the digit height and the original pixels per
+    work pixel."""
+
+    parts: list[Part]
+    narrow: list[int]
+    little: list[tuple[int, int, int, int]]
+    ink: np.ndarray
+    height: float
+    scale: float
+
+
 def find_parts(
     image: Image.Image, name: str, score: Score | None, pair: PairScore | None = None
-) -> tuple[list[Part], list[tuple[int, int, int, int]], np.ndarray, float, float]:
-    """The digit candidates as Parts at the work size left to right; the boxes of the marks
-    too small to be digits (specks, points, bars); the work-size ink float (H, W); the digit
-    height and the original pixels per work pixel. See find_number."""
+) -> Pieces:
+    """The Pieces of a picture, resegmented with `score` and `pair` (see find_number) but for
+    its narrow pieces (`split_narrow_pairs`)."""
     ink, scale = ink_map(image, name)
     mask = erase_lines(ink)
     labels, stats = components(mask)
@@ -1124,10 +1144,54 @@ def find_parts(
         Part(np.isin(labels[top:bottom, left:right], group[:, 0]), (left, top, right, bottom))
         for group, (left, top, right, bottom) in zip(groups, boxes, strict=True)
     ]
+    found = parts
     if score is not None and parts:
         parts = resegment(parts, ink, height, score, pair)
         check_count(len(parts), name)
-    return parts, little, ink, height, scale
+    # resegment returns a piece it left alone as the very Part it was given.
+    narrow = [
+        n
+        for n, part in enumerate(parts)
+        if may_be_pair(part, height) and any(part is first for first in found)
+    ]
+    return Pieces(parts, narrow, little, ink, height, scale)
+
+
+def split_narrow_pairs(pictures: list[Pieces], score: Score, pair: PairScore) -> list[list[Part]]:
+    """Each picture's parts with its narrow pieces (Pieces.narrow) read by `pair` where `score`
+    reads them as one digit under NARROW_WHOLE (or not as a digit), and those it reads as two
+    touching digits (`reads_as_pair`, narrow) made two (`pair_split`): all the pictures'
+    pieces in one call of `score` and, for those it is unsure of, one of `pair`."""
+    narrow = [(k, n) for k, pieces in enumerate(pictures) for n in pieces.narrow]
+    result = [[[part] for part in pieces.parts] for pieces in pictures]
+    whole, _ = scored(
+        [pictures[k].parts[n].digit(pictures[k].ink, SCORED_SIDE) for k, n in narrow], score
+    )
+    unsure = [(k, n, float(sure)) for (k, n), sure in zip(narrow, whole, strict=True)]
+    unsure = [(k, n, sure) for k, n, sure in unsure if sure < NARROW_WHOLE]
+    if unsure:
+        said = pair(
+            np.stack([pictures[k].parts[n].pair_input(pictures[k].ink) for k, n, _ in unsure])
+        )
+        for (k, n, sure), probabilities in zip(unsure, said, strict=True):
+            if reads_as_pair(probabilities, sure, narrow=True):
+                result[k][n] = pair_split(pictures[k].parts[n], probabilities)
+    return [[part for split in parts for part in split] for parts in result]
+
+
+def number_of(pieces: Pieces, parts: list[Part], name: str) -> Found:
+    """The Found of a picture's Pieces, given its final parts (checked again by check_count)."""
+    check_count(len(parts), name)
+
+    def original(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        return tuple(round(side * pieces.scale) for side in box)
+
+    marks, notes = symbols(pieces.little, parts, pieces.height)
+    return Found(
+        [Candidate(part.digit(pieces.ink), original(part.box), part.reading) for part in parts],
+        [Symbol(text, original(box)) for text, box in marks],
+        notes,
+    )
 
 
 def pen_width(parts: list[Part]) -> float:
@@ -1235,17 +1299,44 @@ def find_number(
     Raises NoDigitFoundError, or SeveralLinesError for several lines or more than MAX_CANDIDATES
     candidates.
     """
-    parts, little, ink, height, scale = find_parts(image, name, score, pair)
+    (found,) = find_numbers([image], [name], score, pair)
+    if isinstance(found, UserError):
+        raise found
+    return found
 
-    def original(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-        return tuple(round(side * scale) for side in box)
 
-    marks, notes = symbols(little, parts, height)
-    return Found(
-        [Candidate(part.digit(ink), original(part.box), part.reading) for part in parts],
-        [Symbol(text, original(box)) for text, box in marks],
-        notes,
-    )
+def find_numbers(
+    images: list[Image.Image | UserError],
+    names: list[str],
+    score: Score | None = None,
+    pair: PairScore | None = None,
+) -> list[Found | UserError]:
+    """find_number for each of many pictures, its error in its place (an error given in place
+    of a picture is passed on), the narrow pieces of all of them read together
+    (`split_narrow_pairs`: one call of `score` and one of `pair` for all, not one a picture).
+    Every picture's work-size ink is held until all are segmented: a few dozen at a time."""
+    found: list[Pieces | UserError] = []
+    for image, name in zip(images, names, strict=True):
+        try:
+            found.append(
+                image if isinstance(image, UserError) else find_parts(image, name, score, pair)
+            )
+        except UserError as error:
+            found.append(error)
+    pictures = [pieces for pieces in found if isinstance(pieces, Pieces)]
+    if score is not None and pair is not None:
+        parts = iter(split_narrow_pairs(pictures, score, pair))
+    else:
+        parts = iter([pieces.parts for pieces in pictures])
+    numbers: list[Found | UserError] = []
+    for pieces, name in zip(found, names, strict=True):
+        try:
+            numbers.append(
+                pieces if isinstance(pieces, UserError) else number_of(pieces, next(parts), name)
+            )
+        except UserError as error:
+            numbers.append(error)
+    return numbers
 
 
 def find_digits(

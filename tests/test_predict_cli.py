@@ -19,7 +19,7 @@ from mnist_cnn.commands.read import format_text, main, unique_png_names
 from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import run_cli
 from mnist_cnn.predict import Classifier, load_classifier, top_k
-from mnist_cnn.reader import DigitReading, Reader, Reading
+from mnist_cnn.reader import PICTURES_AT_ONCE, DigitReading, Reader, Reading
 from mnist_cnn.segment import Symbol
 
 
@@ -177,11 +177,13 @@ def test_all_files_go_through_one_model_call_and_the_second_view_one_more(engine
     # One call for every candidate; at most one more for the pictures read whole (reader.py).
     assert calls[0] == len(good) and len(calls) <= 2 and sum(calls[1:]) <= len(good), calls
     assert [isinstance(r, Reading) for r in results] == [True] * len(good) + [False] * len(bad)
-    # With the pair model, segmentation first reads a picture's pieces where one may be two
-    # touching digits (segment.may_be_pair): at most one call a picture more.
+    # With the pair model, segmentation first reads the pieces that may be two touching
+    # digits (segment.may_be_pair) of all the pictures together: one call more, not one a
+    # picture.
+    assert len(good) <= PICTURES_AT_ONCE
     calls.clear()
     Reader.from_classifier(classifier).read_many(good)
-    assert len(calls) <= len(good) + 2 and max(calls) == len(good), calls
+    assert len(calls) <= 3 and max(calls) == len(good), calls
 
 
 # --- the command line --------------------------------------------------------------------------

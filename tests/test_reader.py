@@ -97,6 +97,34 @@ def test_failures_raise_documented_errors_of_one_family(reader, tmp_path):
         reader.read(text.read_bytes(), name="notes.png")
 
 
+def test_many_pictures_read_together_read_as_each_alone(reader, mnist, monkeypatch):
+    # Pictures are segmented a few at a time, their narrow pieces read together: the answers
+    # and the errors stay each in its picture's place, across those groups.
+    monkeypatch.setattr(reader_module, "PICTURES_AT_ONCE", 3)
+    pages = [ImageOps.invert(Image.fromarray(d).resize((140, 140))) for d in mnist.x_test[:6]]
+    number = Image.new("L", (300, 110), 255)
+    for n in range(3):
+        number.paste(pages[n].resize((84, 84)), (10 + 95 * n, 12))
+    blank = np.full((40, 40), 255, np.uint8)
+    sources = [pages[0], b"not a picture", pages[1], number, blank, *pages[2:]]
+    together = reader.read_many(sources)
+    for source, read in zip(sources, together, strict=True):
+        try:
+            alone = reader.read(source)
+        except UserError as error:
+            assert type(read) is type(error) and str(read) == str(error)
+            continue
+        assert read.number == alone.number and read.notes == alone.notes
+        for digit, other in zip(read.digits, alone.digits, strict=True):
+            assert digit.box == other.box and digit.confidence == pytest.approx(other.confidence)
+    assert [getattr(read, "number", None) for read in together][:4] == [
+        str(mnist.y_test[0]),
+        None,
+        str(mnist.y_test[1]),
+        "".join(map(str, mnist.y_test[:3])),
+    ]
+
+
 def test_the_package_exposes_the_api_without_loading_it_at_import():
     assert {"Reader", "Reading", "DigitReading", "UserError"} <= set(mnist_cnn.__all__)
     with pytest.raises(AttributeError):
