@@ -1157,30 +1157,35 @@ def find_parts(
     return Pieces(parts, narrow, little, ink, height, scale)
 
 
-def split_narrow_pairs(pictures: list[Pieces], score: Score, pair: PairScore) -> list[list[Part]]:
-    """Each picture's parts with its narrow pieces (Pieces.narrow) read by `pair` where `score`
-    reads them as one digit under NARROW_WHOLE (or not as a digit), and those it reads as two
-    touching digits (`reads_as_pair`, narrow) made two (`pair_split`): all the pictures'
-    pieces in one call of `score` and, for those it is unsure of, one of `pair`."""
-    narrow = [(k, n) for k, pieces in enumerate(pictures) for n in pieces.narrow]
+def split_narrow_pairs(
+    pictures: list[Pieces], digits: list[list[np.ndarray]], score: Score, pair: PairScore
+) -> list[list[list[Part]]]:
+    """Many pictures' narrow pieces (Pieces.narrow) read by `pair` where `score` reads their
+    digit (`digits`: each picture's parts' uint8 (28, 28), Part.digit) as one digit under
+    NARROW_WHOLE or not as a digit, and those it reads as two touching digits (`reads_as_pair`,
+    narrow) made two (`pair_split`): all the pictures' pieces in one call of `score` and, for
+    those it is unsure of, one of `pair`. Returns, for each picture, each part alone or its
+    two sides."""
     result = [[[part] for part in pieces.parts] for pieces in pictures]
-    whole, _ = scored(
-        [pictures[k].parts[n].digit(pictures[k].ink, SCORED_SIDE) for k, n in narrow], score
-    )
+    narrow = [(k, n) for k, pieces in enumerate(pictures) for n in pieces.narrow]
+    whole, _ = scored([digits[k][n] for k, n in narrow], score)
     unsure = [(k, n, float(sure)) for (k, n), sure in zip(narrow, whole, strict=True)]
     unsure = [(k, n, sure) for k, n, sure in unsure if sure < NARROW_WHOLE]
     if unsure:
-        said = pair(
-            np.stack([pictures[k].parts[n].pair_input(pictures[k].ink) for k, n, _ in unsure])
-        )
-        for (k, n, sure), probabilities in zip(unsure, said, strict=True):
+        inputs = [pictures[k].parts[n].pair_input(pictures[k].ink) for k, n, _ in unsure]
+        for (k, n, sure), probabilities in zip(unsure, pair(np.stack(inputs)), strict=True):
             if reads_as_pair(probabilities, sure, narrow=True):
                 result[k][n] = pair_split(pictures[k].parts[n], probabilities)
-    return [[part for split in parts for part in split] for parts in result]
+    return result
 
 
-def number_of(pieces: Pieces, parts: list[Part], name: str) -> Found:
-    """The Found of a picture's Pieces, given its final parts (checked again by check_count)."""
+def number_of(
+    pieces: Pieces, groups: list[list[Part]], digits: list[np.ndarray], name: str
+) -> Found:
+    """The Found of a picture's Pieces, given for each of its parts (whose uint8 (28, 28) are
+    `digits`) the part alone or its two sides (`split_narrow_pairs`); the candidates are
+    checked again by check_count."""
+    parts = [part for group in groups for part in group]
     check_count(len(parts), name)
 
     def original(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
@@ -1188,7 +1193,15 @@ def number_of(pieces: Pieces, parts: list[Part], name: str) -> Found:
 
     marks, notes = symbols(pieces.little, parts, pieces.height)
     return Found(
-        [Candidate(part.digit(pieces.ink), original(part.box), part.reading) for part in parts],
+        [
+            Candidate(
+                digit if len(group) == 1 else part.digit(pieces.ink),
+                original(part.box),
+                part.reading,
+            )
+            for group, digit in zip(groups, digits, strict=True)
+            for part in group
+        ],
         [Symbol(text, original(box)) for text, box in marks],
         notes,
     )
@@ -1324,16 +1337,18 @@ def find_numbers(
         except UserError as error:
             found.append(error)
     pictures = [pieces for pieces in found if isinstance(pieces, Pieces)]
+    digits = [[part.digit(pieces.ink) for part in pieces.parts] for pieces in pictures]
     if score is not None and pair is not None:
-        parts = iter(split_narrow_pairs(pictures, score, pair))
+        groups = iter(split_narrow_pairs(pictures, digits, score, pair))
     else:
-        parts = iter([pieces.parts for pieces in pictures])
+        groups = iter([[[part] for part in pieces.parts] for pieces in pictures])
+    made = iter(digits)
     numbers: list[Found | UserError] = []
     for pieces, name in zip(found, names, strict=True):
         try:
-            numbers.append(
-                pieces if isinstance(pieces, UserError) else number_of(pieces, next(parts), name)
-            )
+            if isinstance(pieces, UserError):
+                raise pieces
+            numbers.append(number_of(pieces, next(groups), next(made), name))
         except UserError as error:
             numbers.append(error)
     return numbers
