@@ -569,6 +569,28 @@ def test_non_digit_shapes_are_not_read_as_numbers_of_several_digits(reader):
     assert all(name.startswith("%") or name == "glyph" for name, _ in several)
 
 
+def strokes_picture(offset: int) -> Image.Image:
+    """Black on white: an L (an upright and a bar) and, 6 px right of the bar, an upright whose
+    bottom lies `offset` px below the L's: a 4 in two strokes, or (0) two marks side by side."""
+    paper = np.full((360, 360), 255, np.uint8)
+    paper[60:180, 90:108] = 0  # the L's upright
+    paper[162:180, 90:198] = 0  # its bar
+    paper[60 : 180 + offset, 204:222] = 0  # the other upright
+    return Image.fromarray(paper)
+
+
+def test_a_digit_in_two_strokes_ending_at_different_heights_is_joined():
+    # Every piece, and both joined, read as a digit at 0.99: no margin over the pieces'
+    # product lets the join through; the strokes' lie does (segment.two_strokes).
+    def sure(digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        said = np.full((len(digits), 10), 0.01 / 9, np.float32)
+        said[:, 4] = 0.99
+        return said, np.ones(len(digits), bool)
+
+    assert len(find_digits(strokes_picture(60), score=sure)) == 1
+    assert len(find_digits(strokes_picture(0), score=sure)) == 2  # a shared baseline: two
+
+
 def as_page(digit: np.ndarray) -> Image.Image:
     """An MNIST digit uint8 (28, 28) as a 280x280 black-on-white file would give it (bilinear)."""
     return Image.fromarray(255 - digit).resize((280, 280), Image.BILINEAR)
