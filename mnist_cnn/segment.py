@@ -237,6 +237,10 @@ PAIR_SURE = 0.8
 PAIR_SURE_READ = 0.97
 WHOLE_SURE = 0.999
 TWO_ONES = 11
+# A piece a cut won is read by the pair model too, and read as its pair instead when that is
+# another pair at least PAIR_OVER_CUT sure: a cut between touching strokes can leave one
+# side a fragment that reads as another digit (90 as 97, 06 as 96).
+PAIR_OVER_CUT = 0.95
 # A piece too narrow to cut but at least PAIR_NARROW of the digit height wide may be two
 # touching digits too, most with a 1 or a 7 (71, 41, 17), whose cut the sides' readings
 # cannot tell from a digit's tail: the pair model reads it, and it becomes two digits when
@@ -980,21 +984,22 @@ def best_cuts(
     splits: list[tuple[int, Cut]],
     sides: np.ndarray,
     digits: np.ndarray,
-) -> dict[int, Cut]:
+) -> dict[int, tuple[Cut, int]]:
     """The cut to keep for each piece that is cut: the index in `parts` -> its Cut, the
-    winning one (`cut_wins`) whose sides read most confidently.
+    winning one (`cut_wins`) whose sides read most confidently, and the two digits its sides
+    read as, as a pair class (10 * left + right).
 
     `whole` float (len(parts),) is each piece's confidence, 0 where it is not an accepted
     digit; `splits` the options (piece index, Cut); `sides` float (len(splits), 2) their
     sides' confidences, 0 where not accepted, and `digits` int (len(splits), 2) what they are
     read as.
     """
-    best: dict[int, tuple[float, Cut]] = {}
+    best: dict[int, tuple[float, Cut, int]] = {}
     for (n, cut), pair, read in zip(splits, sides, digits, strict=True):
         worth = float(pair.prod())
         if worth > best.get(n, (0.0,))[0] and cut_wins(parts[n], cut, height, whole[n], pair, read):
-            best[n] = (worth, cut)
-    return {n: cut for n, (_, cut) in best.items()}
+            best[n] = (worth, cut, int(10 * read[0] + read[1]))
+    return {n: (cut, number) for n, (_, cut, number) in best.items()}
 
 
 def scored(digits: list[np.ndarray], score: Score) -> tuple[np.ndarray, np.ndarray]:
@@ -1030,6 +1035,14 @@ def reads_as_pair(probabilities: np.ndarray, whole: float, narrow: bool = False)
     else:
         sure = PAIR_SURE_READ if whole >= WHOLE_SURE else PAIR_SURE
     return best < PAIR_CLASSES and best != TWO_ONES and float(probabilities[best]) >= sure
+
+
+def overrules_cut(probabilities: np.ndarray, cut: int) -> bool:
+    """Whether the pair model's probabilities float (C,) for a piece a cut won read it as
+    another pair than the cut's sides (`cut`, a pair class) at least PAIR_OVER_CUT sure."""
+    best = int(np.argmax(probabilities))
+    sure = float(probabilities[best]) >= PAIR_OVER_CUT
+    return best < PAIR_CLASSES and best not in (TWO_ONES, cut) and sure
 
 
 def pair_split(part: Part, probabilities: np.ndarray) -> list[Part]:
@@ -1070,8 +1083,9 @@ def resegment(
     read as one digit clearly better (`may_join`, MERGE_MARGIN), and cut wide pieces that
     read as two digits clearly better (`cuts`, `best_cuts`): the pieces and joins scored by
     `score` in one batched call, then the cuts that could still win in another. With `pair`,
-    the wide pieces left whole are read by it in a third call, and those it reads as two
-    touching digits (`reads_as_pair`) become two (`pair_split`). `parts` are left to right;
+    the wide pieces are read by it in a third call: those left whole that it reads as two
+    touching digits (`reads_as_pair`), and those cut that it reads as another pair
+    (`overrules_cut`), become its two (`pair_split`). `parts` are left to right;
     so is the result, in which a piece left as it was is the very Part it was (the narrower
     pieces are asked later, many pictures' at once: `split_narrow_pairs`)."""
     joins = [
@@ -1103,17 +1117,23 @@ def resegment(
         if (gain > MERGE_MARGIN or strokes) and not unread and not {n, n + 1} & changed:
             result[n], result[n + 1] = [part], []
             changed |= {n, n + 1}
-    for n, cut in best_cuts(
+    cut_as: dict[int, int] = {}
+    for n, (cut, number) in best_cuts(
         parts, height, whole, splits, sides.reshape(-1, 2), read.reshape(-1, 2)
     ).items():
         if n not in changed:
             result[n] = [cut.left, cut.right]
             changed.add(n)
-    asked = [n for n in wide if n not in changed]
+            cut_as[n] = number
+    asked = [n for n in wide if n not in changed or n in cut_as]
     if pair is not None and asked:
         said = pair(np.stack([parts[n].pair_input(ink) for n in asked]))
         for n, probabilities in zip(asked, said, strict=True):
-            if reads_as_pair(probabilities, float(whole[n])):
+            if n in cut_as:
+                taken = overrules_cut(probabilities, cut_as[n])
+            else:
+                taken = reads_as_pair(probabilities, float(whole[n]))
+            if taken:
                 result[n] = pair_split(parts[n], probabilities)
     return [part for n in range(len(parts)) for part in result[n]]
 

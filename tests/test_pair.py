@@ -94,6 +94,26 @@ def test_a_wide_piece_read_as_not_a_pair_stays_whole(label):
     assert len(found.digits) == 1 and found.digits[0].reading is None
 
 
+def rings_cut(digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A digit model for bar_picture under which the cut through the bar wins: a ring reads as
+    an accepted 0 at 0.999, the wide whole as no digit."""
+    probabilities = np.full((len(digits), 10), 0.001 / 9, np.float32)
+    probabilities[:, 0] = 0.999
+    spans = [np.ptp(np.nonzero(digit > 50), axis=1) for digit in digits]
+    return probabilities, np.array([cols <= 1.3 * rows for rows, cols in spans])
+
+
+@pytest.mark.parametrize(("label", "read"), [(47, [4, 7]), (0, None), (SINGLE, None)])
+def test_a_cut_gives_way_to_the_pair_model_only_when_it_is_sure_of_another_pair(label, read):
+    found = find_number(bar_picture(), score=rings_cut, pair=fake_pair(label))
+    assert len(found.digits) == 2
+    readings = [digit.reading for digit in found.digits]
+    if read is None:  # the cut's own sides, read as 0 and 0 by the digit model
+        assert readings == [None, None]
+    else:
+        assert [int(np.argmax(reading)) for reading in readings] == read
+
+
 def test_a_pair_needs_more_certainty_where_the_digit_model_reads_one_digit_surely():
     said = np.zeros(CLASSES, np.float32)
     said[12], said[SINGLE] = 0.9, 0.1
