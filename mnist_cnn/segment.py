@@ -245,11 +245,16 @@ PAIR_OVER_CUT = 0.95
 # touching digits too, most with a 1 or a 7 (71, 41, 17), whose cut the sides' readings
 # cannot tell from a digit's tail: the pair model reads it, and it becomes two digits when
 # the model is at least NARROW_SURE of one pair (NARROW_SURE_UNREAD where the digit model
-# judges it not a digit: a letter's upright beside a bowl reads as 1, a B as 13).
+# judges it not a digit: a letter's upright beside a bowl reads as 1, a B as 13), and
+# NARROW_SURE_READ where the digit model reads it as one digit NARROW_WHOLE sure (a 0 with a
+# stroke inside reads as 10 at 0.97). Pieces the digit model reads NARROW_ASKED sure are not
+# asked: nearly every single digit is a narrow piece, and the pair model costs a call each.
 PAIR_NARROW = 0.5
-NARROW_WHOLE = 0.99  # ... and the digit model reads it as one digit less surely than this
+NARROW_ASKED = 0.9999
+NARROW_WHOLE = 0.99
 NARROW_SURE = 0.9
 NARROW_SURE_UNREAD = 0.95
+NARROW_SURE_READ = 0.99
 
 
 @dataclass(frozen=True)
@@ -1028,10 +1033,13 @@ def reads_as_pair(probabilities: np.ndarray, whole: float, narrow: bool = False)
     """Whether the pair model's probabilities float (C,) for a piece read it as two touching
     digits: one pair other than 11 at least PAIR_SURE, or PAIR_SURE_READ where the digit model
     reads the whole as a digit WHOLE_SURE confident (`whole`, 0 where not accepted); for a
-    `narrow` piece (`may_be_pair`), NARROW_SURE, or NARROW_SURE_UNREAD where not accepted."""
+    `narrow` piece (`may_be_pair`), NARROW_SURE, NARROW_SURE_UNREAD where not accepted, or
+    NARROW_SURE_READ where read NARROW_WHOLE sure."""
     best = int(np.argmax(probabilities))
-    if narrow:
-        sure = NARROW_SURE if whole > 0 else NARROW_SURE_UNREAD
+    if narrow and whole == 0:
+        sure = NARROW_SURE_UNREAD
+    elif narrow:
+        sure = NARROW_SURE if whole < NARROW_WHOLE else NARROW_SURE_READ
     else:
         sure = PAIR_SURE_READ if whole >= WHOLE_SURE else PAIR_SURE
     return best < PAIR_CLASSES and best != TWO_ONES and float(probabilities[best]) >= sure
@@ -1203,7 +1211,7 @@ def split_narrow_pairs(
 ) -> list[list[list[Part]]]:
     """Many pictures' narrow pieces (Pieces.narrow) read by `pair` where `score` reads their
     digit (`digits`: each picture's parts' uint8 (28, 28), Part.digit) as one digit under
-    NARROW_WHOLE or not as a digit, and those it reads as two touching digits (`reads_as_pair`,
+    NARROW_ASKED or not as a digit, and those it reads as two touching digits (`reads_as_pair`,
     narrow) made two (`pair_split`): all the pictures' pieces in one call of `score` and, for
     those it is unsure of, one of `pair`. Returns, for each picture, each part alone or its
     two sides."""
@@ -1211,7 +1219,7 @@ def split_narrow_pairs(
     narrow = [(k, n) for k, pieces in enumerate(pictures) for n in pieces.narrow]
     whole, _ = scored([digits[k][n] for k, n in narrow], score)
     unsure = [(k, n, float(sure)) for (k, n), sure in zip(narrow, whole, strict=True)]
-    unsure = [(k, n, sure) for k, n, sure in unsure if sure < NARROW_WHOLE]
+    unsure = [(k, n, sure) for k, n, sure in unsure if sure < NARROW_ASKED]
     if unsure:
         inputs = [pictures[k].parts[n].pair_input(pictures[k].ink) for k, n, _ in unsure]
         for (k, n, sure), probabilities in zip(unsure, pair(np.stack(inputs)), strict=True):

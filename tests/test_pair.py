@@ -133,9 +133,9 @@ def test_the_split_sides_carry_the_marginals_of_the_pairs():
 
 
 def sure(digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A digit model that reads everything as an accepted 2 at 0.999: no cut wins."""
-    probabilities = np.full((len(digits), 10), 0.001 / 9, np.float32)
-    probabilities[:, 2] = 0.999
+    """A digit model that reads everything as an accepted 2 at 0.99999: no cut wins."""
+    probabilities = np.full((len(digits), 10), 0.00001 / 9, np.float32)
+    probabilities[:, 2] = 0.99999
     return probabilities, np.ones(len(digits), bool)
 
 
