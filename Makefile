@@ -17,7 +17,7 @@ install: $(STAMP)  ## create .venv with the pinned requirements
 train: $(STAMP)  ## train the CNN on the bundled MNIST data
 	$(BIN)/python train_model.py
 
-train-pair: $(STAMP)  ## train the touching-pair model into your models folder (about 45 min on 2 cores; --out replaces the shipped one)
+train-pair: $(STAMP)  ## train the touching-pair model into your models folder (about an hour on 2 cores; --out replaces the shipped one)
 	$(BIN)/python -m mnist_cnn.pair --seed 0
 
 evaluate: $(STAMP)  ## evaluate your latest model (else the shipped one) on the test set

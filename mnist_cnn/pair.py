@@ -9,8 +9,8 @@ The crop is laid out as a digit is, at twice the width (preprocess.normalise_pai
 passes this model to segment.find_numbers, which asks it about pieces wide enough to be cut
 that no cut won (segment.resegment), and about narrower ones the digit model is unsure of
 (segment.split_narrow_pairs).
-`python -m mnist_cnn.pair` (`make train-pair`) trains it: 320,000 examples, 4 epochs, about
-45 minutes on 2 cores without AVX-512.
+`python -m mnist_cnn.pair` (`make train-pair`) trains it: 320,000 examples, 6 epochs, about
+an hour on 2 cores without AVX-512.
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ HELD_OUT = 5000  # the last training digits make the validation pairs, never the
 SINGLE_SHARE = 0.35  # of the generated examples, single digits (a quarter clean, DEGRADED not)
 OUTLIER_SHARE = 0.1  # ... and non-digits
 PAIR_EXAMPLES = 320_000  # 176,000 of them pairs
-PAIR_EPOCHS = 4
+PAIR_EPOCHS = 6
 PAIR_BATCH = 128
 
 

@@ -234,6 +234,7 @@ PIECES_PER_DIGIT = 4  # a digit is rarely in more pieces: more pieces than 4 * 3
 # non-digits as numbers. See docs/reading.md.)
 PAIR_CLASSES = 100  # the pair model's first classes are the pairs 00..99 ("ab" = 10 a + b)
 PAIR_SURE = 0.8
+PAIR_SURE_UNREAD = 0.9
 PAIR_SURE_READ = 0.97
 WHOLE_SURE = 0.999
 TWO_ONES = 11
@@ -1029,20 +1030,28 @@ def may_be_pair(part: Part, height: float) -> bool:
     return part.width >= PAIR_NARROW * max(part.height, height) and not may_cut(part, height)
 
 
-def reads_as_pair(probabilities: np.ndarray, whole: float, narrow: bool = False) -> bool:
+def reads_as_pair(
+    probabilities: np.ndarray, whole: float, narrow: bool = False, digit: int = -1
+) -> bool:
     """Whether the pair model's probabilities float (C,) for a piece read it as two touching
     digits: one pair other than 11 at least PAIR_SURE, or PAIR_SURE_READ where the digit model
     reads the whole as a digit WHOLE_SURE confident (`whole`, 0 where not accepted); for a
     `narrow` piece (`may_be_pair`), NARROW_SURE, NARROW_SURE_UNREAD where not accepted, or
-    NARROW_SURE_READ where read NARROW_WHOLE sure."""
+    NARROW_SURE_READ where read NARROW_WHOLE sure. Never as a 1 before the very `digit` the
+    digit model reads the whole as, NARROW_WHOLE sure: a stroke inside or beside a digit
+    reads as a 1 (a 0 with a stroke inside as 10, a 7 crossed at its start as 17)."""
     best = int(np.argmax(probabilities))
     if narrow and whole == 0:
         sure = NARROW_SURE_UNREAD
     elif narrow:
         sure = NARROW_SURE if whole < NARROW_WHOLE else NARROW_SURE_READ
+    elif whole == 0:
+        sure = PAIR_SURE_UNREAD
     else:
         sure = PAIR_SURE_READ if whole >= WHOLE_SURE else PAIR_SURE
-    return best < PAIR_CLASSES and best != TWO_ONES and float(probabilities[best]) >= sure
+    leading_one = divmod(best, 10) == (1, digit) and whole >= NARROW_WHOLE
+    pair = best < PAIR_CLASSES and best != TWO_ONES and not leading_one
+    return pair and float(probabilities[best]) >= sure
 
 
 def overrules_cut(probabilities: np.ndarray, cut: int) -> bool:
@@ -1104,7 +1113,7 @@ def resegment(
     wide = [n for n, part in enumerate(parts) if may_cut(part, height)]
     if not joins and not wide:
         return parts
-    sure, _ = readings(parts + [whole for _, whole in joins], ink, score)
+    sure, said_as = readings(parts + [whole for _, whole in joins], ink, score)
     whole, joins_sure = sure[: len(parts)], sure[len(parts) :]
     # The cuts that could win against the whole's actual reading are read in a second call:
     # a single digit read as surely as float32 tells, under WIDEST wide, costs no options.
@@ -1140,7 +1149,7 @@ def resegment(
             if n in cut_as:
                 taken = overrules_cut(probabilities, cut_as[n])
             else:
-                taken = reads_as_pair(probabilities, float(whole[n]))
+                taken = reads_as_pair(probabilities, float(whole[n]), digit=int(said_as[n]))
             if taken:
                 result[n] = pair_split(parts[n], probabilities)
     return [part for n in range(len(parts)) for part in result[n]]
@@ -1217,13 +1226,13 @@ def split_narrow_pairs(
     two sides."""
     result = [[[part] for part in pieces.parts] for pieces in pictures]
     narrow = [(k, n) for k, pieces in enumerate(pictures) for n in pieces.narrow]
-    whole, _ = scored([digits[k][n] for k, n in narrow], score)
-    unsure = [(k, n, float(sure)) for (k, n), sure in zip(narrow, whole, strict=True)]
-    unsure = [(k, n, sure) for k, n, sure in unsure if sure < NARROW_ASKED]
+    whole, said_as = scored([digits[k][n] for k, n in narrow], score)
+    unsure = zip(narrow, whole, said_as, strict=True)
+    unsure = [(k, n, float(sure), int(as_)) for (k, n), sure, as_ in unsure if sure < NARROW_ASKED]
     if unsure:
-        inputs = [pictures[k].parts[n].pair_input(pictures[k].ink) for k, n, _ in unsure]
-        for (k, n, sure), probabilities in zip(unsure, pair(np.stack(inputs)), strict=True):
-            if reads_as_pair(probabilities, sure, narrow=True):
+        inputs = [pictures[k].parts[n].pair_input(pictures[k].ink) for k, n, _, _ in unsure]
+        for (k, n, sure, as_), probabilities in zip(unsure, pair(np.stack(inputs)), strict=True):
+            if reads_as_pair(probabilities, sure, narrow=True, digit=as_):
                 result[k][n] = pair_split(pictures[k].parts[n], probabilities)
     return result
 

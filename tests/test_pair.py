@@ -116,9 +116,19 @@ def test_a_cut_gives_way_to_the_pair_model_only_when_it_is_sure_of_another_pair(
 
 def test_a_pair_needs_more_certainty_where_the_digit_model_reads_one_digit_surely():
     said = np.zeros(CLASSES, np.float32)
-    said[12], said[SINGLE] = 0.9, 0.1
+    said[12], said[SINGLE] = 0.92, 0.08
     assert reads_as_pair(said, 0.0) and reads_as_pair(said, 0.99)
     assert not reads_as_pair(said, 0.9999)
+    said[12], said[SINGLE] = 0.85, 0.15  # judged not a digit by the digit model: surer still
+    assert reads_as_pair(said, 0.99) and not reads_as_pair(said, 0.0)
+
+
+def test_a_stroke_read_as_a_1_before_the_digit_read_surely_is_not_a_pair():
+    said = np.zeros(CLASSES, np.float32)
+    said[10] = 1.0  # "10": a 0 with a stroke inside, read surely as 0 by the digit model
+    assert not reads_as_pair(said, 0.999, digit=0)
+    assert not reads_as_pair(said, 0.999, narrow=True, digit=0)
+    assert reads_as_pair(said, 0.9, digit=0) and reads_as_pair(said, 0.999, digit=6)
 
 
 def test_the_split_sides_carry_the_marginals_of_the_pairs():
