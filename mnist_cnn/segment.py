@@ -1403,11 +1403,12 @@ def find_numbers(
     made = iter(digits)
     numbers: list[Found | UserError] = []
     for pieces, name in zip(found, names, strict=True):
+        if isinstance(pieces, UserError):
+            numbers.append(pieces)
+            continue
         try:
-            if isinstance(pieces, UserError):
-                raise pieces
             numbers.append(number_of(pieces, next(groups), next(made), name))
-        except UserError as error:
+        except UserError as error:  # more candidates than one line holds, once split
             numbers.append(error)
     return numbers
 
