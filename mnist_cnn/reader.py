@@ -351,9 +351,9 @@ class Reader:
     def frame(image: Image.Image | UserError) -> Candidate | None:
         """A picture close to square as one digit filling it (preprocess.framed_digit), boxed
         by the whole picture; None for another picture or an error."""
-        if isinstance(image, UserError) or not frames_one_digit(size_of(image)):
+        if isinstance(image, UserError) or not frames_one_digit(size := size_of(image)):
             return None
-        return Candidate(framed_digit(image), (0, 0, *size_of(image)))
+        return Candidate(framed_digit(image), (0, 0, *size))
 
     @staticmethod
     def whole(image: Image.Image | UserError, name: str) -> Found | UserError:

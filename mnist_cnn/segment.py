@@ -228,9 +228,9 @@ PIECES_PER_DIGIT = 4  # a digit is rarely in more pieces: more pieces than 4 * 3
 # becomes two digits when the model is at least PAIR_SURE of one pair, or PAIR_SURE_READ when
 # the digit model reads the whole as an accepted digit at least WHOLE_SURE confident; never as
 # 11, as no cut is (a W or a V is two strokes; two touching 1s are narrower than may_cut).
-# (PAIR_SURE and the narrow pieces' constants below were chosen for the shipped pair model on
-# 1,000 generated touching pairs of the MNIST training digits it held out, 3,000 of those
-# digits alone and 3,896 non-digits; PAIR_SURE 0.65 read one pair in 100 more and 11 more
+# (These and the narrow pieces' constants below were chosen for the shipped pair model on
+# 1,000 generated touching pairs of the MNIST training digits it held out, 5,000 of those
+# digits alone and 3,896 non-digits; PAIR_SURE 0.7 read 9 pairs in 1,000 more and 7 more
 # non-digits as numbers. See docs/reading.md.)
 PAIR_CLASSES = 100  # the pair model's first classes are the pairs 00..99 ("ab" = 10 a + b)
 PAIR_SURE = 0.8
@@ -961,10 +961,16 @@ def joined(first: Part, second: Part) -> Part:
     return Part(own, (left, top, right, bottom))
 
 
+def side_gap(first: Part, second: Part) -> int:
+    """The columns between neighbouring pieces' boxes (left to right), negative where they
+    overlap side-on."""
+    return second.box[0] - first.box[2]
+
+
 def may_join(first: Part, second: Part, height: float) -> bool:
     """Whether neighbouring pieces (left to right) may be one digit in two strokes: at most
     MERGE_NEAR digit heights apart side-on, beside each other, and together MERGED_WIDE."""
-    gap = second.box[0] - first.box[2]
+    gap = side_gap(first, second)
     beside = min(first.box[3], second.box[3]) - max(first.box[1], second.box[1])
     wide = max(first.box[2], second.box[2]) - min(first.box[0], second.box[0])
     return (
@@ -977,10 +983,8 @@ def may_join(first: Part, second: Part, height: float) -> bool:
 def two_strokes(first: Part, second: Part, height: float) -> bool:
     """Whether neighbouring pieces (left to right) lie as one digit's two strokes: at most
     STROKES_GAP digit heights apart side-on, their bottoms at least STROKES_OFFSET apart."""
-    gap = second.box[0] - first.box[2]
-    return gap <= STROKES_GAP * height and abs(first.box[3] - second.box[3]) >= (
-        STROKES_OFFSET * height
-    )
+    offset = abs(first.box[3] - second.box[3])
+    return side_gap(first, second) <= STROKES_GAP * height and offset >= STROKES_OFFSET * height
 
 
 def best_cuts(
@@ -1227,8 +1231,8 @@ def split_narrow_pairs(
     result = [[[part] for part in pieces.parts] for pieces in pictures]
     narrow = [(k, n) for k, pieces in enumerate(pictures) for n in pieces.narrow]
     whole, said_as = scored([digits[k][n] for k, n in narrow], score)
-    unsure = zip(narrow, whole, said_as, strict=True)
-    unsure = [(k, n, float(sure), int(as_)) for (k, n), sure, as_ in unsure if sure < NARROW_ASKED]
+    read = zip(narrow, whole, said_as, strict=True)
+    unsure = [(k, n, float(sure), int(as_)) for (k, n), sure, as_ in read if sure < NARROW_ASKED]
     if unsure:
         inputs = [pictures[k].parts[n].pair_input(pictures[k].ink) for k, n, _, _ in unsure]
         for (k, n, sure, as_), probabilities in zip(unsure, pair(np.stack(inputs)), strict=True):
