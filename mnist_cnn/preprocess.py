@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from pathlib import Path
 
@@ -242,9 +243,12 @@ def split_border(gray: np.ndarray) -> bool:
     """Whether the border of grey float (H, W) is split between two levels (BORDER_SPLIT
     apart) along long stretches, as when bands or margins of another colour run along its
     sides. Strokes crossing the edge and specks on it make short runs, which do not count."""
-    height, width = gray.shape
-    window = 2 * max(1, min(height, width) // (2 * SPLIT_RUN)) + 1
-    low, high = np.percentile(long_runs(border(gray), window), BORDER_SPLIT_PERCENTILES)
+    edge = border(gray)
+    # Running medians lie within the border's own range: when that is narrow, none can split.
+    if float(edge.max() - edge.min()) <= BORDER_SPLIT:
+        return False
+    window = 2 * max(1, min(gray.shape) // (2 * SPLIT_RUN)) + 1
+    low, high = np.percentile(long_runs(edge, window), BORDER_SPLIT_PERCENTILES)
     return bool(high - low > BORDER_SPLIT)
 
 
@@ -396,10 +400,25 @@ def soft_edge(gray: np.ndarray, hull: np.ndarray, table: float, paper: float) ->
     return bool(band.any()) and float(between[band].mean()) > SHEET_SOFT
 
 
+def edge_may_be_darker(gray: np.ndarray, contrast: float, longer: int) -> bool:
+    """Whether the edge of grey float (H, W) resized to `longer` pixels on its longer side
+    (Pillow's bilinear) can lie `contrast` or more below its brightest pixel: a resized edge
+    pixel mixes only the pixels of a band about 1.5 of its own widths deep (the filter's reach,
+    taken here as 2), so a band that bright everywhere settles it without resizing."""
+    width, height = scaled_size(gray.shape, longer / max(gray.shape))
+    rows = 2 * math.ceil(gray.shape[0] / height) + 1
+    columns = 2 * math.ceil(gray.shape[1] / width) + 1
+    sides = (gray[:rows], gray[-rows:], gray[:, :columns], gray[:, -columns:])
+    band = min(float(side.min()) for side in sides)
+    return float(gray.max() - band) >= contrast
+
+
 def sheet_on_table(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
     """Where grey float (H, W) is a photo of a sheet on a darker table (see SHEET_SHARE): the
     sheet's inside, bool (H, W), shrunk by SHEET_EDGE, and its paper's grey level; else None."""
     if min(gray.shape) < SHEET_MIN_SIDE:
+        return None
+    if not edge_may_be_darker(gray, SHEET_CONTRAST, SHEET_SIDE):
         return None
     # Cheap first, on a copy SHEET_SIDE pixels on its longer side: a table shows at the edge.
     small = rescale(gray, SHEET_SIDE, Image.Resampling.BILINEAR)

@@ -425,6 +425,33 @@ def test_pictures_without_margins_are_left_alone(seven):
     np.testing.assert_array_equal(preprocess.level_margins(bars), bars)
 
 
+def test_the_cheap_border_tests_answer_as_the_full_ones():
+    """split_border's range shortcut and sheet_on_table's edge band (edge_may_be_darker) only
+    skip work: on pictures with a flat or noisy paper and a block of another level at or near
+    the edge, they answer as the running medians and the resized copy do."""
+    rng = np.random.default_rng(0)
+    skipped = {"split": 0, "sheet": 0}
+    for _ in range(300):
+        height, width = rng.integers(30, 400, 2)
+        noise = rng.normal(0.0, rng.choice([0.0, 0.05, 0.2]), (height, width))
+        gray = np.clip(rng.uniform(0.6, 1.0) + noise, 0.0, 1.0).astype(np.float32)
+        top, left = rng.integers(0, height // 3), rng.integers(0, width // 3)
+        gray[top : top + rng.integers(1, height), left : left + rng.integers(1, width)] = (
+            rng.uniform(0.0, 1.0)
+        )
+        window = 2 * max(1, min(height, width) // (2 * preprocess.SPLIT_RUN)) + 1
+        runs = preprocess.long_runs(preprocess.border(gray), window)
+        low, high = np.percentile(runs, preprocess.BORDER_SPLIT_PERCENTILES)
+        assert preprocess.split_border(gray) == (high - low > preprocess.BORDER_SPLIT)
+        skipped["split"] += int(np.ptp(preprocess.border(gray)) <= preprocess.BORDER_SPLIT)
+        contrast, side = preprocess.SHEET_CONTRAST, preprocess.SHEET_SIDE
+        if not preprocess.edge_may_be_darker(gray, contrast, side):
+            small = preprocess.rescale(gray, side, Image.Resampling.BILINEAR)
+            assert gray.max() - preprocess.border(small).min() < contrast
+            skipped["sheet"] += 1
+    assert min(skipped.values()) > 30 and max(skipped.values()) < 270  # both ways taken
+
+
 def test_a_sheet_lying_askew_on_a_table_is_not_levelled_column_by_column():
     """Columns cannot follow a tilted edge: levelled, they would leave wedges of table and
     paper behind as strokes. Upright, the same sheet's margins are levelled."""
