@@ -300,7 +300,9 @@ def may_level(gray: np.ndarray, medians: np.ndarray, paper: float, left: int, ri
         return False
     if not straight_edges(gray, paper, (float(medians[0]), float(medians[-1]))):
         return False
-    middle = gray[:, middle_half(width)]
+    # The ink's colour is judged between the margins: a lit margin reaching into the middle
+    # half would pass for light ink on a shadowed middle.
+    middle = gray[:, left : width - right]
     if float(middle.max() - middle.min()) >= MIN_CONTRAST:
         ink_side = -1.0 if dark_ink(middle, paper) else 1.0
         edges = [float(medians[0])] * bool(left) + [float(medians[-1])] * bool(right)

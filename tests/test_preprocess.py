@@ -425,6 +425,19 @@ def test_pictures_without_margins_are_left_alone(seven):
     np.testing.assert_array_equal(preprocess.level_margins(bars), bars)
 
 
+def test_a_lit_side_beside_a_shadowed_middle_is_no_margin(seven):
+    """Dark digits on a page lit along its left side and shadowed beyond: the lit side reaches
+    into the middle half, where it must not pass for light ink on shadowed paper (the lit side
+    would be levelled as a strip of inverted colour, its digit turned light, the others lost)."""
+    digit = 1.0 - np.asarray(Image.fromarray(seven).resize((40, 40)), np.float32) / 255.0
+    page = np.full((60, 180), 0.4, np.float32)
+    page[:, :70] = 0.95
+    for left in (20, 100, 135):
+        page[10:50, left : left + 40] *= digit
+    assert preprocess.split_border(page)
+    np.testing.assert_array_equal(preprocess.level_margins(page), page)
+
+
 def test_the_cheap_border_tests_answer_as_the_full_ones():
     """split_border's range shortcut and sheet_on_table's edge band (edge_may_be_darker) only
     skip work: on pictures with a flat or noisy paper and a block of another level at or near
