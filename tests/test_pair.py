@@ -119,8 +119,16 @@ def test_a_pair_needs_more_certainty_where_the_digit_model_reads_one_digit_surel
     said[12], said[SINGLE] = 0.92, 0.08
     assert reads_as_pair(said, 0.0) and reads_as_pair(said, 0.99)
     assert not reads_as_pair(said, 0.9999)
-    said[12], said[SINGLE] = 0.85, 0.15  # judged not a digit by the digit model: surer still
-    assert reads_as_pair(said, 0.99) and not reads_as_pair(said, 0.0)
+
+
+def test_a_wide_piece_judged_no_digit_is_a_pair_where_the_pair_model_rules_no_digit_out():
+    said = np.zeros(CLASSES, np.float32)
+    said[47], said[SINGLE] = 0.8, 0.2  # unsure which pair, but sure it is digits
+    assert reads_as_pair(said, 0.0)
+    assert not reads_as_pair(said, 0.0, narrow=True)  # a single digit is a narrow piece
+    said[SINGLE], said[NOT_DIGITS] = 0.1, 0.1  # as sure of the pair, not of the digits
+    assert not reads_as_pair(said, 0.0)
+    assert reads_as_pair(said, 0.9)  # the digit model read it as a digit: no such gate
 
 
 def test_a_stroke_read_as_a_1_before_the_digit_read_surely_is_not_a_pair():
