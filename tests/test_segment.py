@@ -56,13 +56,13 @@ MINUS_LENGTH = (0.35, 0.6)
 MINUS_GAPS = (0.2, 0.4)
 PEN = (0.12, 0.18)
 # What the shipped models (the digit model and the pair model) reach on hard_numbers and the
-# earlier kinds together (86% of touching pairs, 92.8% of numbers, 94.3% of digits; 53%, 85.2%
-# and 89.5% without a pair model), less a margin: short of the 90%, 93% and 97% wanted
-# (docs/reading.md).
-TOUCHING_FLOOR = 0.83
+# earlier kinds together (88% of touching pairs, 93.2% of numbers, 94.5% of digits; 53%, 85.2%
+# and 89.5% without a pair model), less a margin: short of the 90% and 97% wanted for touching
+# pairs and digits (docs/reading.md).
+TOUCHING_FLOOR = 0.85
 SHEET_FLOOR = 0.85
-NUMBERS_FLOOR = 0.91
-DIGITS_FLOOR = 0.93
+NUMBERS_FLOOR = 0.92
+DIGITS_FLOOR = 0.935
 
 
 # --- generated numbers -------------------------------------------------------------------------
@@ -425,7 +425,7 @@ def test_touching_digits_strokes_points_minus_and_edges(reader, mnist):
     # Today's code reads 93.8% of them through Reader (its not-a-digit verdict drops some
     # digits that test_generated_numbers_on_every_kind_of_paper counts by argmax): a point less.
     assert shares["earlier kinds"] >= 0.928
-    # The issue asks 97% of digits, 93% of numbers and 90% of touching pairs: not reached yet.
+    # 97% of digits and 90% of touching pairs are wanted: not reached yet (docs/reading.md).
     assert digits_right / digits_total >= DIGITS_FLOOR
     assert shares["touching"] >= TOUCHING_FLOOR
     assert numbers >= NUMBERS_FLOOR
