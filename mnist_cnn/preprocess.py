@@ -245,7 +245,7 @@ def split_border(gray: np.ndarray) -> bool:
     sides. Strokes crossing the edge and specks on it make short runs, which do not count."""
     edge = border(gray)
     # Running medians lie within the border's own range: when that is narrow, none can split.
-    if float(edge.max() - edge.min()) <= BORDER_SPLIT:
+    if float(edge.max()) - float(edge.min()) <= BORDER_SPLIT:
         return False
     window = 2 * max(1, min(gray.shape) // (2 * SPLIT_RUN)) + 1
     low, high = np.percentile(long_runs(edge, window), BORDER_SPLIT_PERCENTILES)
@@ -423,6 +423,7 @@ def sheet_on_table(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
     if not edge_may_be_darker(gray, SHEET_CONTRAST, SHEET_SIDE):
         return None
     # Cheap first, on a copy SHEET_SIDE pixels on its longer side: a table shows at the edge.
+    # (Bilinear: its weights are not negative, which edge_may_be_darker's bound relies on.)
     small = rescale(gray, SHEET_SIDE, Image.Resampling.BILINEAR)
     if np.percentile(small, 95) - np.percentile(border(small), 5) < SHEET_CONTRAST:
         return None

@@ -481,7 +481,8 @@ def across_run(own: np.ndarray, ink: np.ndarray) -> tuple[float, float]:
     """A level run's (bool (h, w), its box) ink and pixel count across it, where it is bare."""
     # Digits crossing a rule thicken some of its columns: its thinnest quarter is bare rule.
     columns = own.any(axis=0)
-    across = np.stack([(ink * own).sum(axis=0), own.sum(axis=0)])[:, columns]
+    # In the ink's float32, as each was taken alone (a pixel count is exact in it).
+    across = np.stack([(ink * own).sum(axis=0), own.sum(axis=0, dtype=ink.dtype)])[:, columns]
     mass, width = np.percentile(across, BARE_PERCENTILE, axis=1)
     return float(mass), float(width)
 

@@ -123,11 +123,12 @@ def test_a_pair_needs_more_certainty_where_the_digit_model_reads_one_digit_surel
 
 def test_a_wide_piece_judged_no_digit_is_a_pair_where_the_pair_model_rules_no_digit_out():
     said = np.zeros(CLASSES, np.float32)
-    said[47], said[SINGLE] = 0.8, 0.2  # unsure which pair, but sure it is digits
+    said[47], said[SINGLE] = 0.65, 0.35  # unsure which pair, but sure it is digits
     assert reads_as_pair(said, 0.0)
     assert not reads_as_pair(said, 0.0, narrow=True)  # a single digit is a narrow piece
-    said[SINGLE], said[NOT_DIGITS] = 0.1, 0.1  # as sure of the pair, not of the digits
+    said[SINGLE], said[NOT_DIGITS] = 0.25, 0.1  # as sure of the pair, not of the digits
     assert not reads_as_pair(said, 0.0)
+    said[47], said[SINGLE] = 0.8, 0.1
     assert reads_as_pair(said, 0.9)  # the digit model read it as a digit: no such gate
 
 
