@@ -27,10 +27,12 @@ import numpy as np
 from mnist_cnn import __version__
 from mnist_cnn.config import SHIPPED_MODELS_DIR, user_data_dir
 from mnist_cnn.preprocess import PAIR_SHAPE, crop_to_ink, normalise_pair
+from mnist_cnn.segment import NO_DIGIT, PAIR_CLASSES
 
-PAIRS = 100  # classes 0..99: the pair "ab" is class 10 * a + b
+# The classes in the layout segment.py reads them in.
+PAIRS = PAIR_CLASSES  # classes 0..99: the pair "ab" is class 10 * a + b
 SINGLE = PAIRS  # class 100: one digit alone, however wide
-NOT_DIGITS = PAIRS + 1  # class 101: no digit at all (a letter, a scribble, a shape)
+NOT_DIGITS = NO_DIGIT  # class 101: no digit at all (a letter, a scribble, a shape)
 CLASSES = PAIRS + 2
 STROKE = 0.3  # generated ink above this is a stroke, where touching digits touch
 SHIPPED_PAIR_PATH = SHIPPED_MODELS_DIR / "mnist_cnn_pair.keras"  # its .onnx export beside it

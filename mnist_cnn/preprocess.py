@@ -239,6 +239,12 @@ def middle_half(length: int) -> slice:
     return slice(length // 4, length - length // 4)
 
 
+def split_window(shape: tuple[int, ...]) -> int:
+    """The running median's window over the border of an array of `shape` (H, W): an odd
+    number of pixels, about 1/SPLIT_RUN of the shorter side."""
+    return 2 * max(1, min(shape[:2]) // (2 * SPLIT_RUN)) + 1
+
+
 def split_border(gray: np.ndarray) -> bool:
     """Whether the border of grey float (H, W) is split between two levels (BORDER_SPLIT
     apart) along long stretches, as when bands or margins of another colour run along its
@@ -247,8 +253,7 @@ def split_border(gray: np.ndarray) -> bool:
     # Running medians lie within the border's own range: when that is narrow, none can split.
     if float(edge.max()) - float(edge.min()) <= BORDER_SPLIT:
         return False
-    window = 2 * max(1, min(gray.shape) // (2 * SPLIT_RUN)) + 1
-    low, high = np.percentile(long_runs(edge, window), BORDER_SPLIT_PERCENTILES)
+    low, high = np.percentile(long_runs(edge, split_window(gray.shape)), BORDER_SPLIT_PERCENTILES)
     return bool(high - low > BORDER_SPLIT)
 
 

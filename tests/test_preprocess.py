@@ -452,8 +452,7 @@ def test_the_cheap_border_tests_answer_as_the_full_ones():
         gray[top : top + rng.integers(1, height), left : left + rng.integers(1, width)] = (
             rng.uniform(0.0, 1.0)
         )
-        window = 2 * max(1, min(height, width) // (2 * preprocess.SPLIT_RUN)) + 1
-        runs = preprocess.long_runs(preprocess.border(gray), window)
+        runs = preprocess.long_runs(preprocess.border(gray), preprocess.split_window(gray.shape))
         low, high = np.percentile(runs, preprocess.BORDER_SPLIT_PERCENTILES)
         assert preprocess.split_border(gray) == (high - low > preprocess.BORDER_SPLIT)
         skipped["split"] += int(np.ptp(preprocess.border(gray)) <= preprocess.BORDER_SPLIT)
