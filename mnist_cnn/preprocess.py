@@ -388,6 +388,16 @@ def largest_region(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return filled, hull
 
 
+def beyond(region: np.ndarray, hull: np.ndarray) -> np.ndarray:
+    """What lies beyond a region, bool (H, W): the pixels of neither uint8 `region` (H, W) of
+    0 and 1 nor what it encloses that are connected to those outside its convex `hull`. At
+    the picture's edge the hull's outline cuts across the table where the sheet's corner lies
+    beyond it, and the table's sliver there would stay in as a stroke."""
+    _, labels = cv2.connectedComponents(1 - region)
+    outside = np.unique(labels[hull == 0])
+    return np.isin(labels, outside[outside > 0])
+
+
 def square_kernel(share: float, shape: tuple[int, ...]) -> np.ndarray:
     """A square uint8 structuring element an odd number of pixels wide: about `share` of the
     longer side of an array of `shape` each side of its middle."""
@@ -454,7 +464,7 @@ def sheet_on_table(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
         return None
     kernel = square_kernel(SHEET_EDGE, gray.shape)
     inside = cv2.erode(hull, kernel, borderType=cv2.BORDER_REPLICATE)
-    return inside > 0, paper
+    return (inside > 0) & ~beyond(sheet, hull), paper
 
 
 def off_the_table(gray: np.ndarray) -> np.ndarray:

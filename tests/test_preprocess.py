@@ -500,6 +500,20 @@ def test_a_sheet_on_a_darker_table_is_cropped_to_as_a_document_scanner_does(seve
         assert np.abs(cropped[:, [0, -1]] - 0.85).max() < 0.05
 
 
+@pytest.mark.parametrize("degrees", [2.0, 3.0, -3.0])
+def test_the_table_where_the_sheet_runs_off_the_picture_is_made_paper_too(degrees):
+    # The sheet's lower corners lie beyond the bottom edge; between them the table shows as a
+    # sliver along it, which the sheet's convex hull cuts across (a stroke under the digits).
+    photo = np.full((240, 320), 0.2, np.float32)
+    corners = np.array([[-120, -90], [-120, 90], [120, 90], [120, -90]], np.float64)
+    turn = np.radians(degrees)
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    cv2.fillPoly(photo, [(corners @ rotation.T + [160, 150]).astype(np.int32)], 0.85)
+    cropped = preprocess.off_the_table(photo)
+    assert cropped is not photo
+    assert cropped.min() > 0.6
+
+
 def test_a_shadow_a_frame_or_light_writing_is_not_taken_for_a_table(seven):
     photo = sheet_photo(seven, 5.0)
     small = cv2.resize(photo, (50, 40), interpolation=cv2.INTER_AREA)  # a digit's crop, no photo
