@@ -392,7 +392,8 @@ def beyond(region: np.ndarray, hull: np.ndarray) -> np.ndarray:
     """What lies beyond a region, bool (H, W): the pixels of neither uint8 `region` (H, W) of
     0 and 1 nor what it encloses that are connected to those outside its convex `hull`. At
     the picture's edge the hull's outline cuts across the table where the sheet's corner lies
-    beyond it, and the table's sliver there would stay in as a stroke."""
+    beyond it, and the table's sliver there would stay in as a stroke (`sheet_on_table` takes
+    out what lies beyond along the picture's edge, where its shrunk hull does not reach)."""
     _, labels = cv2.connectedComponents(1 - region)
     outside = np.unique(labels[hull == 0])
     return np.isin(labels, outside[outside > 0])
@@ -464,7 +465,10 @@ def sheet_on_table(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
         return None
     kernel = square_kernel(SHEET_EDGE, gray.shape)
     inside = cv2.erode(hull, kernel, borderType=cv2.BORDER_REPLICATE)
-    return (inside > 0) & ~beyond(sheet, hull), paper
+    edge = np.ones(gray.shape, bool)
+    reach = kernel.shape[0] // 2 + 1
+    edge[reach:-reach, reach:-reach] = False
+    return (inside > 0) & ~(beyond(sheet, hull) & edge), paper
 
 
 def off_the_table(gray: np.ndarray) -> np.ndarray:

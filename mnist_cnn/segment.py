@@ -86,6 +86,7 @@ LINE_MARGIN = 2  # ink this many pixels thicker than a line, across it, is a str
 MIN_PIXELS = 3  # components smaller than this are noise at any scale
 # Components with at least this share of the largest one's pixels set the digits' height.
 SUBSTANTIAL = 0.15
+FLAT = 1.8  # ... but for those this many times as wide as tall: bars, not digits (MINUS_LONG)
 # Pieces overlapping by this share of the narrower one's width, and at most MERGE_GAP of the
 # digit height apart vertically, are one digit (a 5's lifted bar, a 4 in two strokes).
 MERGE_OVERLAP = 0.5
@@ -579,9 +580,12 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def digit_height(stats: np.ndarray) -> float:
-    """The typical digit height in pixels: the median height of the substantial components."""
+    """The typical digit height in pixels: the median height of the substantial components,
+    leaving out flat ones (FLAT) unless all are: with one digit beside a minus, or a 5's bar
+    drawn apart, the median of two would be halfway between a bar's height and a digit's."""
     substantial = stats[stats[:, 5] >= SUBSTANTIAL * stats[:, 5].max()]
-    return float(np.median(substantial[:, 4]))
+    upright = substantial[substantial[:, 3] < FLAT * substantial[:, 4]]
+    return float(np.median((upright if len(upright) else substantial)[:, 4]))
 
 
 def frames(stats: np.ndarray) -> np.ndarray:

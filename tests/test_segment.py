@@ -620,6 +620,14 @@ def test_a_short_thick_dash_before_a_digit_is_noted_a_long_one_read_as_minus(
     assert any("may be a minus sign" in note for note in reading.notes) == noted
 
 
+def test_a_minus_beside_one_digit_does_not_set_the_digit_height(reader, mnist):
+    # A bar as substantial as the digit, a little above its middle: taken into the median of
+    # the two heights, it halved the digit height and failed the minus's tests measured by it.
+    page = np.asarray(paper_with([mnist.x_test[0]], [(30, 90)])).copy()  # a 7
+    page[53:59, 55:85] = 0
+    assert reader.read(Image.fromarray(page)).number == "-7"
+
+
 def test_one_digit_on_plain_paper_is_normalised_exactly_as_before(mnist):
     image = paper_with([mnist.x_test[0]], [(30, 90)])
     (candidate,) = find_digits(image)
