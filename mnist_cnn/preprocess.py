@@ -388,17 +388,6 @@ def largest_region(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return filled, hull
 
 
-def beyond(region: np.ndarray, hull: np.ndarray) -> np.ndarray:
-    """What lies beyond a region, bool (H, W): the pixels of neither uint8 `region` (H, W) of
-    0 and 1 nor what it encloses that are connected to those outside its convex `hull`. At
-    the picture's edge the hull's outline cuts across the table where the sheet's corner lies
-    beyond it, and the table's sliver there would stay in as a stroke (`sheet_on_table` takes
-    out what lies beyond along the picture's edge, where its shrunk hull does not reach)."""
-    _, labels = cv2.connectedComponents(1 - region)
-    outside = np.unique(labels[hull == 0])
-    return np.isin(labels, outside[outside > 0])
-
-
 def square_kernel(share: float, shape: tuple[int, ...]) -> np.ndarray:
     """A square uint8 structuring element an odd number of pixels wide: about `share` of the
     longer side of an array of `shape` each side of its middle."""
@@ -463,12 +452,12 @@ def sheet_on_table(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
         return None
     if soft_edge(gray, hull, level, paper):
         return None
+    # Shrunk along the picture's edge too: where a corner of the sheet runs off the picture the
+    # hull's outline cuts across the table and the sheet's shaded edge, which would stay in
+    # as a stroke; the band is paper either way.
     kernel = square_kernel(SHEET_EDGE, gray.shape)
-    inside = cv2.erode(hull, kernel, borderType=cv2.BORDER_REPLICATE)
-    edge = np.ones(gray.shape, bool)
-    reach = kernel.shape[0] // 2 + 1
-    edge[reach:-reach, reach:-reach] = False
-    return (inside > 0) & ~(beyond(sheet, hull) & edge), paper
+    inside = cv2.erode(hull, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return inside > 0, paper
 
 
 def off_the_table(gray: np.ndarray) -> np.ndarray:
@@ -517,6 +506,16 @@ def noise_level(edge: np.ndarray, background: float) -> float:
     return NOISE_SIGMAS * MAD_TO_SIGMA * float(np.median(np.abs(edge - background)))
 
 
+def sensor_noise(gray: np.ndarray) -> float:
+    """How much the paper itself varies, side by side: NOISE_SIGMAS robust standard
+    deviations (MAD) of each side of the border about its own median, the median of the four
+    sides'. A ruled or squared line lying along a side, or light that differs from side to
+    side, is no part of it as it is of `noise_level`'s."""
+    sides = (gray[0], gray[-1], gray[:, 0], gray[:, -1])
+    spreads = [np.median(np.abs(side - np.median(side))) for side in sides]
+    return NOISE_SIGMAS * MAD_TO_SIGMA * float(np.median(spreads))
+
+
 def denoise(gray: np.ndarray) -> np.ndarray:
     """Average away single-pixel sensor and JPEG noise in a large picture; leave small ones be."""
     if min(gray.shape) < DENOISE_MIN_SIDE:
@@ -563,7 +562,7 @@ def ink_strength(gray: np.ndarray, name: str) -> np.ndarray:
     if contrast < MIN_CONTRAST:
         raise NoDigitFoundError(f"{name}: no digit found")
     ink = np.clip((gray - background) / contrast, 0.0, 1.0)
-    return above_floor(ink, max(NOISE_FLOOR, noise_level(edge, background) / contrast), name)
+    return above_floor(ink, max(NOISE_FLOOR, sensor_noise(gray) / contrast), name)
 
 
 def crop_to_ink(ink: np.ndarray) -> np.ndarray:

@@ -628,6 +628,20 @@ def test_a_minus_beside_one_digit_does_not_set_the_digit_height(reader, mnist):
     assert reader.read(Image.fromarray(page)).number == "-7"
 
 
+@pytest.mark.parametrize("light", [0.0, 0.3, 0.7])
+def test_squared_paper_with_a_line_along_the_border_under_uneven_light_keeps_its_digits(
+    reader, mnist, light
+):
+    # A grid line along the top and left sides and light falling off to both sides made the
+    # border's spread, and so the ink's noise floor, as strong as the digits' faint strokes.
+    page = np.asarray(paper_with([mnist.x_test[0], mnist.x_test[1]], [(30, 70), (30, 130)]))
+    grid = np.zeros(page.shape, np.float32)
+    grid[::16], grid[:, ::16] = 1, 1
+    shade = 1 - light * np.abs(np.linspace(-1, 1, page.shape[1]))[np.newaxis, :]
+    paper = np.minimum(page / 255, 1 - 0.6 * grid) * shade * 230
+    assert reader.read(Image.fromarray(paper.astype(np.uint8))).number == "72"
+
+
 def test_one_digit_on_plain_paper_is_normalised_exactly_as_before(mnist):
     image = paper_with([mnist.x_test[0]], [(30, 90)])
     (candidate,) = find_digits(image)
