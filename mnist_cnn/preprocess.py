@@ -457,7 +457,7 @@ def sheet_on_table(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
     # as a stroke; the band is paper either way.
     kernel = square_kernel(SHEET_EDGE, gray.shape)
     inside = cv2.erode(hull, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    return inside > 0, paper
+    return (inside > 0, paper) if inside.any() else None
 
 
 def off_the_table(gray: np.ndarray) -> np.ndarray:
@@ -507,13 +507,13 @@ def noise_level(edge: np.ndarray, background: float) -> float:
 
 
 def sensor_noise(gray: np.ndarray) -> float:
-    """How much the paper itself varies, side by side: NOISE_SIGMAS robust standard
-    deviations (MAD) of each side of the border about its own median, the median of the four
-    sides'. A ruled or squared line lying along a side, or light that differs from side to
-    side, is no part of it as it is of `noise_level`'s."""
+    """How much the paper itself varies, grey float (H, W) -> a spread in its grey units:
+    `noise_level` of each side of the border about that side's own median, the second
+    smallest of the four. A ruled or squared line lying along a side, or light changing
+    across the picture (which changes two sides along their length), is not noise; up to two
+    sides may hold either."""
     sides = (gray[0], gray[-1], gray[:, 0], gray[:, -1])
-    spreads = [np.median(np.abs(side - np.median(side))) for side in sides]
-    return NOISE_SIGMAS * MAD_TO_SIGMA * float(np.median(spreads))
+    return sorted(noise_level(side, float(np.median(side))) for side in sides)[1]
 
 
 def denoise(gray: np.ndarray) -> np.ndarray:

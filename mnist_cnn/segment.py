@@ -86,7 +86,6 @@ LINE_MARGIN = 2  # ink this many pixels thicker than a line, across it, is a str
 MIN_PIXELS = 3  # components smaller than this are noise at any scale
 # Components with at least this share of the largest one's pixels set the digits' height.
 SUBSTANTIAL = 0.15
-FLAT = 1.8  # ... but for those this many times as wide as tall: bars, not digits (MINUS_LONG)
 # Pieces overlapping by this share of the narrower one's width, and at most MERGE_GAP of the
 # digit height apart vertically, are one digit (a 5's lifted bar, a 4 in two strokes).
 MERGE_OVERLAP = 0.5
@@ -146,6 +145,8 @@ MINUS_SPAN = (0.25, 1.2)
 MINUS_THICK = 3.0
 MINUS_MIDDLE = 0.25
 MINUS_GAP = 1.0
+# Components at least as flat as a minus (FLAT times as wide as tall) set no digit height.
+FLAT = MINUS_LONG
 # Recognition-based segmentation (Fujisawa, Nakano and Kurino 1992, "Segmentation methods for
 # character recognition: from segmentation to document structure analysis"): a piece is cut,
 # or two pieces joined, only where the classifier reads the result clearly better.
@@ -580,9 +581,11 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def digit_height(stats: np.ndarray) -> float:
-    """The typical digit height in pixels: the median height of the substantial components,
-    leaving out flat ones (FLAT) unless all are: with one digit beside a minus, or a 5's bar
-    drawn apart, the median of two would be halfway between a bar's height and a digit's."""
+    """The typical digit height in pixels from components' stats int (N, 6) (label, left, top,
+    width, height, pixels): the median height of the substantial ones, leaving out flat ones
+    (FLAT) unless all are: with one digit beside a minus, or a 5's bar drawn apart, the
+    median of two would be halfway between a bar's height and a digit's. (When all are flat,
+    as for a minus beside two touching digits, it is that halfway height again.)"""
     substantial = stats[stats[:, 5] >= SUBSTANTIAL * stats[:, 5].max()]
     upright = substantial[substantial[:, 3] < FLAT * substantial[:, 4]]
     return float(np.median((upright if len(upright) else substantial)[:, 4]))

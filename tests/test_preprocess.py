@@ -478,6 +478,18 @@ def test_a_sheet_lying_askew_on_a_table_is_not_levelled_column_by_column():
         assert changed == levelled, degrees
 
 
+def test_the_noise_floor_is_the_paper_s_noise_not_a_line_or_light_along_the_border():
+    rng = np.random.default_rng(0)
+    paper = 0.2 + rng.normal(0, 0.01, (120, 260))
+    alone = preprocess.sensor_noise(paper)
+    assert 0.02 < alone < 0.04  # three standard deviations of the noise
+    lined = paper + 0.3 * np.abs(np.linspace(-1, 1, 260))[np.newaxis, :]  # light across it
+    lined[0] += 0.5  # a squared paper's line along the top
+    edge = preprocess.border(lined)
+    assert preprocess.noise_level(edge, float(np.median(edge))) > 3 * alone
+    assert preprocess.sensor_noise(lined) == pytest.approx(alone, rel=0.3)
+
+
 def sheet_photo(seven: np.ndarray, degrees: float) -> np.ndarray:
     """Grey float (240, 320): a light sheet holding a dark 7, turned `degrees`, on a dark table
     showing along every side."""

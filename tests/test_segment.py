@@ -23,6 +23,7 @@ from mnist_cnn.segment import (
     Part,
     could_hold_a_run,
     cuts,
+    digit_height,
     find_digits,
     labelled,
     straight_runs,
@@ -618,6 +619,13 @@ def test_a_short_thick_dash_before_a_digit_is_noted_a_long_one_read_as_minus(
     reading = reader.read(Image.fromarray(page))
     assert reading.number == number
     assert any("may be a minus sign" in note for note in reading.notes) == noted
+
+
+def test_the_digit_height_leaves_out_flat_components_unless_all_are():
+    # label, left, top, width, height, pixels: a digit 40 tall, a bar 30 wide and 8 tall
+    digit, bar = [1, 40, 10, 20, 40, 300], [2, 5, 25, 30, 8, 200]
+    assert digit_height(np.array([digit, bar])) == 40
+    assert digit_height(np.array([bar, [3, 70, 25, 30, 6, 180]])) == 7
 
 
 def test_a_minus_beside_one_digit_does_not_set_the_digit_height(reader, mnist):
