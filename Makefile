@@ -33,8 +33,8 @@ lint: $(STAMP)  ## ruff, lint and format
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-serve: $(STAMP)  ## the draw-a-digit web app on http://127.0.0.1:8000
-	$(BIN)/python -m mnist_cnn.web
+serve: $(STAMP)  ## the draw-a-digit web app on http://127.0.0.1:8000 (flags: make serve ARGS="--port 8080")
+	$(BIN)/python -m mnist_cnn.web $(ARGS)
 
 benchmark: $(STAMP)  ## training speed against the reference pipeline
 	$(BIN)/python -m benchmarks.train_speed
