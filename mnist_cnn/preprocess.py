@@ -42,6 +42,8 @@ UNEVEN_LIGHT = 0.3
 LIGHTING_GRID = 32
 LIGHTING_FILTER = 7
 DENOISE_MIN_SIDE = 3 * IMAGE_SIZE  # pictures this large have pen strokes many pixels wide
+# A picture under this on a side is a digit's crop, never a photo of a sheet or a page.
+CROP_SIDE = 2 * IMAGE_SIZE
 NOISE_SIGMAS = 3.0  # background pixels rarely stray further than this from the median
 MAD_TO_SIGMA = 1.4826  # median absolute deviation -> standard deviation, for Gaussian noise
 SIXTEEN_BIT_MAX = 65535
@@ -78,7 +80,7 @@ MARGIN_TILT_PIXELS = 1
 # on a dark picture beside a lighter band, is not a table), and its edge is a step, not a
 # shadow's fading edge (`soft_edge`). The
 # hull is shrunk by SHEET_EDGE of the picture's longer side: the edge's shade and its glare.
-SHEET_MIN_SIDE = 2 * IMAGE_SIZE  # smaller pictures are a digit's crop, never a photo of a sheet
+SHEET_MIN_SIDE = CROP_SIDE
 SHEET_SHARE = (0.2, 0.99)
 SHEET_SOLID = 0.9
 SHEET_PAPER = 0.8
@@ -511,7 +513,12 @@ def sensor_noise(gray: np.ndarray) -> float:
     `noise_level` of each side of the border about that side's own median, the second
     smallest of the four. A ruled or squared line lying along a side, or light changing
     across the picture (which changes two sides along their length), is not noise; up to two
-    sides may hold either."""
+    sides may hold either. In a digit's crop (under CROP_SIDE) a side is too short to tell
+    those from haze or stains a stroke wide, which are the paper's: there it is the whole
+    border's `noise_level`."""
+    if min(gray.shape) < CROP_SIDE:
+        edge = border(gray)
+        return noise_level(edge, float(np.median(edge)))
     sides = (gray[0], gray[-1], gray[:, 0], gray[:, -1])
     return sorted(noise_level(side, float(np.median(side))) for side in sides)[1]
 

@@ -490,6 +490,20 @@ def test_the_noise_floor_is_the_paper_s_noise_not_a_line_or_light_along_the_bord
     assert preprocess.sensor_noise(lined) == pytest.approx(alone, rel=0.3)
 
 
+def test_in_a_digit_s_crop_haze_between_the_sides_is_the_paper_s_noise():
+    # A 28x28 crop under haze: each side smooth along itself, the four at different levels.
+    rows, cols = np.mgrid[0:28, 0:28] / 27.0
+    crop = 0.2 + 0.3 * rows + 0.01 * np.sin(5 * cols)
+    edge = preprocess.border(crop)
+    whole = preprocess.noise_level(edge, float(np.median(edge)))
+    each_side = [preprocess.noise_level(side, float(np.median(side))) for side in crop[[0, -1]]]
+    assert whole > 4 * max(each_side)  # side by side it would pass for clean paper
+    assert preprocess.sensor_noise(crop) == pytest.approx(whole)
+    # The same haze over a photo's worth of pixels is light changing across it: not noise.
+    photo = cv2.resize(crop, (280, 280), interpolation=cv2.INTER_LINEAR)
+    assert preprocess.sensor_noise(photo) < whole / 2
+
+
 def sheet_photo(seven: np.ndarray, degrees: float) -> np.ndarray:
     """Grey float (240, 320): a light sheet holding a dark 7, turned `degrees`, on a dark table
     showing along every side."""
