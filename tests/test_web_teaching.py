@@ -478,7 +478,12 @@ def test_stopping_the_server_ends_its_teaching_run(tmp_path, mnist):
         url = f"http://127.0.0.1:{port}/api/teach"
         status, reply = post_to_server(url, b"", {"Origin": f"http://127.0.0.1:{port}"})
         assert status == 202, reply
-        (child,) = children_of(server.pid)
+        # The request's thread started the run: while that thread ends, /proc may list the
+        # child under none of the server's threads for a moment.
+        deadline = time.monotonic() + 10
+        while not (children := children_of(server.pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (child,) = children
     finally:
         server.terminate()
         server.wait(timeout=WAIT_S)
