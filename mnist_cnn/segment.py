@@ -206,7 +206,10 @@ CUT_SIDE = 64  # cuts are found on a copy about this many pixels on its longer s
 # MERGED_WIDE of it wide, may be one digit in two strokes (a 4 whose bar stops short) ...
 MERGE_NEAR = 0.2
 # The options are scored on copies at most this many pixels on their longer side: normalising
-# a piece costs as much as its pixels, and MNIST's 20 px box needs no more than this.
+# a piece costs as much as its pixels, and MNIST's 20 px box needs no more than this. The
+# pieces an option made are read that way in the end too (a cut's side read at full size
+# could read otherwise and be judged not a digit); a piece found as it is, at full size, as
+# `--single` reads a digit.
 SCORED_SIDE = 56
 MERGED_WIDE = 1.3
 # ... and are one when the joined piece is an accepted digit whose confidence beats the
@@ -1185,12 +1188,13 @@ def resegment(
 class Pieces:
     """What find_parts finds in one picture, at the work size: the digit candidates left to
     right; the indices among them of the narrow pieces the pair model may still read
-    (`may_be_pair`, left as they were found); the boxes of the marks too small to be digits
-    (specks, points, bars); the ink float (H, W); the digit height and the original pixels per
-    work pixel."""
+    (`may_be_pair`, left as they were found), and of those resegmentation made (a cut's side,
+    joined strokes); the boxes of the marks too small to be digits (specks, points, bars); the
+    ink float (H, W); the digit height and the original pixels per work pixel."""
 
     parts: list[Part]
     narrow: list[int]
+    made: list[int]
     little: list[tuple[int, int, int, int]]
     ink: np.ndarray
     height: float
@@ -1233,12 +1237,9 @@ def find_parts(
         parts = resegment(parts, ink, height, score, pair)
         check_count(len(parts), name)
     # resegment returns a piece it left alone as the very Part it was given.
-    narrow = [
-        n
-        for n, part in enumerate(parts)
-        if may_be_pair(part, height) and any(part is first for first in found)
-    ]
-    return Pieces(parts, narrow, little, ink, height, scale)
+    made = [n for n, part in enumerate(parts) if not any(part is first for first in found)]
+    narrow = [n for n, part in enumerate(parts) if may_be_pair(part, height) and n not in made]
+    return Pieces(parts, narrow, made, little, ink, height, scale)
 
 
 def split_narrow_pairs(
@@ -1402,6 +1403,16 @@ def find_number(
     return found
 
 
+def candidate_digits(pieces: Pieces) -> list[np.ndarray]:
+    """Each part's uint8 (28, 28) as it is read: those resegmentation made (Pieces.made) as
+    they were scored, on a copy at most SCORED_SIDE on its longer side; the others at full
+    size, as preprocess.to_mnist makes a single digit."""
+    return [
+        part.digit(pieces.ink, SCORED_SIDE if n in pieces.made else None)
+        for n, part in enumerate(pieces.parts)
+    ]
+
+
 def find_numbers(
     images: list[Image.Image | UserError],
     names: list[str],
@@ -1421,7 +1432,7 @@ def find_numbers(
         except UserError as error:
             found.append(error)
     pictures = [pieces for pieces in found if isinstance(pieces, Pieces)]
-    digits = [[part.digit(pieces.ink) for part in pieces.parts] for pieces in pictures]
+    digits = [candidate_digits(pieces) for pieces in pictures]
     if score is not None and pair is not None:
         groups = iter(split_narrow_pairs(pictures, digits, score, pair))
     else:

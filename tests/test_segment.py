@@ -20,7 +20,10 @@ from mnist_cnn.reader import Reader
 from mnist_cnn.segment import (
     LINE_GAP,
     MAX_CANDIDATES,
+    SCORED_SIDE,
     Part,
+    Pieces,
+    candidate_digits,
     could_hold_a_run,
     cuts,
     digit_height,
@@ -804,3 +807,16 @@ def test_digits_cropped_tight_against_a_side_are_read_not_taken_for_edge_light(r
     assert (
         np.mean([number == str(label) for number, label in zip(read, labels, strict=True)]) >= 0.96
     )
+
+
+def test_a_piece_resegmentation_made_is_read_as_it_was_scored(mnist):
+    # Two pieces 200 px tall: a cut's side is read from the copy its cut was chosen on (read
+    # at full size, a side of 27 passed for no digit), a piece found whole at full size.
+    digit = np.asarray(Image.fromarray(mnist.x_test[0]).resize((200, 200)), np.float32) / 255
+    ink = np.concatenate([digit, digit], axis=1)
+    parts = [Part(digit > 0, (0, 0, 200, 200)), Part(digit > 0, (200, 0, 400, 200))]
+    pieces = Pieces(parts, narrow=[], made=[1], little=[], ink=ink, height=200.0, scale=1.0)
+    found, made = candidate_digits(pieces)
+    np.testing.assert_array_equal(found, parts[0].digit(ink))
+    np.testing.assert_array_equal(made, parts[1].digit(ink, SCORED_SIDE))
+    assert np.abs(found.astype(int) - made.astype(int)).max() > 0  # the two readings differ
