@@ -96,6 +96,49 @@ def build_strong() -> keras.Model:
 
 
 MODELS = {"cnn": build_cnn, "strong": build_strong}
+GATED_START, GATED_TAUGHT = "start", "taught"  # the members of a model a person taught
+
+
+@keras.saving.register_keras_serializable(package="mnist_cnn")
+class NearestGate(layers.Layer):
+    """Which member answers a picture, by its nearest neighbour among stored features.
+
+    Takes [features float (N, F), start probabilities (N, 10), taught probabilities (N, 10)]
+    and returns, row by row, the taught model's probabilities where the features (taught
+    model's, L2-normalised) are nearer, by cosine similarity, to one of `writer_count` stored
+    features of the person's digits than to any of `mnist_count` MNIST digits', else the
+    start model's. A taught model answers only pictures like the ones it was taught, so MNIST
+    digits keep the start model's reading (a gate choosing the expert per input, as in
+    Aljundi, Chakravarty and Tuytelaars 2017, "Expert Gate"; the nearest neighbour in
+    normalised features, as in Sun, Ming, Zhu and Li 2022, "Out-of-distribution detection
+    with deep nearest neighbors"). The stored features are weights set after building."""
+
+    def __init__(self, writer_count: int, mnist_count: int, feature_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.writer_count, self.mnist_count = writer_count, mnist_count
+        self.feature_size = feature_size
+        self.writer = self.add_weight(
+            shape=(feature_size, writer_count), initializer="zeros", trainable=False, name="writer"
+        )
+        self.mnist = self.add_weight(
+            shape=(feature_size, mnist_count), initializer="zeros", trainable=False, name="mnist"
+        )
+
+    def call(self, inputs):
+        features, start, taught = inputs
+        ops = keras.ops
+        unit = features / ops.maximum(ops.norm(features, axis=-1, keepdims=True), 1e-12)
+        writer = ops.max(ops.matmul(unit, self.writer), axis=-1, keepdims=True)
+        mnist = ops.max(ops.matmul(unit, self.mnist), axis=-1, keepdims=True)
+        return ops.where(writer > mnist, taught, start)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "writer_count": self.writer_count,
+            "mnist_count": self.mnist_count,
+            "feature_size": self.feature_size,
+        }
 
 
 # One-cycle schedule (Smith and Topin 2019, "Super-convergence"): a linear warm-up over the

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from mnist_cnn.finetune import (
     random_affine,
     split_own,
 )
+from mnist_cnn.model import GATED_START, NearestGate
 from mnist_cnn.own_digits import save_digit
 from mnist_cnn.progress import Progress, StepClock
 from mnist_cnn.train import (
@@ -217,7 +219,7 @@ def test_a_small_fine_tune_changes_a_reading_and_writes_the_whole_set(
     tmp_path, mnist, committed_model_path
 ):
     from mnist_cnn.model import load_trained_model
-    from mnist_cnn.train import accuracy
+    from mnist_cnn.train import accuracy, probabilities
 
     pictures = bars(24)
     start = load_trained_model(committed_model_path)
@@ -244,6 +246,48 @@ def test_a_small_fine_tune_changes_a_reading_and_writes_the_whole_set(
     stats = json.loads(ood.stats_path(out).read_text())
     assert stats["model_sha256"] == file_sha256(out)
     assert file_sha256(committed_model_path) == start_sha  # MODEL is never written
+
+    # MNIST digits keep the start model's very answers: the gate gives them to it.
+    digits = mnist.x_test[:1000]
+    same = np.all(probabilities(taught, digits) == probabilities(start, digits), axis=1)
+    assert same.mean() >= 0.99
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(onnx_beside(out)))
+    both = np.concatenate([digits[:200], pictures]).astype(np.float32)[..., np.newaxis] / 255
+    exported = session.run(None, {session.get_inputs()[0].name: both})[0]
+    np.testing.assert_allclose(exported, taught.predict(both, verbose=0), atol=1e-4)
+
+    # Teaching again starts from what was taught, and MNIST still goes to the first start model.
+    again = finetune(
+        replace(config, start_from=out, model_path=tmp_path / "again.keras"), mnist=mnist
+    )
+    retaught = load_trained_model(again.written[0])
+    assert sum(isinstance(layer, NearestGate) for layer in retaught.layers) == 1
+    first = retaught.get_layer(GATED_START).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(first, start.get_weights(), strict=True))
+    assert accuracy(retaught, pictures[16:], np.ones(8)) >= 0.75
+
+
+def test_the_gate_answers_with_the_taught_model_only_nearer_the_persons_digits(tmp_path):
+    import keras
+
+    features = keras.Input(shape=(3,))
+    start, taught = keras.Input(shape=(10,)), keras.Input(shape=(10,))
+    gate = NearestGate(writer_count=2, mnist_count=1, feature_size=3)
+    model = keras.Model([features, start, taught], gate([features, start, taught]))
+    writer = np.array([[1, 0, 0], [0, 0, 1]], np.float32)
+    gate.set_weights([writer.T, np.array([[0, 1, 0]], np.float32).T])
+    rows = np.array([[5, 0.1, 0], [0.2, 3, 0.1], [0, 1, 2], [0, 0, 0]], np.float32)
+    said_start, said_taught = (
+        np.eye(10, dtype=np.float32)[[0] * 4],
+        np.eye(10, dtype=np.float32)[[1] * 4],
+    )
+    out = model.predict([rows, said_start, said_taught], verbose=0)
+    assert list(out.argmax(1)) == [1, 0, 1, 0]  # a row of zeros is near nothing: the start's
+    model.save(tmp_path / "gate.keras")
+    loaded = keras.saving.load_model(tmp_path / "gate.keras")
+    np.testing.assert_array_equal(loaded.predict([rows, said_start, said_taught], verbose=0), out)
 
 
 def run_train(*args: str) -> subprocess.CompletedProcess:
