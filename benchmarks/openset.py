@@ -77,10 +77,15 @@ def mahalanobis_scorer(features: np.ndarray, labels: np.ndarray):
 
 def compare_scores(model_path: Path, data, fit_x, fit_y, val_x) -> list[tuple]:
     """(score name, AUROC, MNIST rejected, person rejected, non-digits rejected) for each of
-    the three scores on one Keras model."""
+    the three scores on one Keras model; none for a model whose last layer is not its softmax
+    Dense layer (a taught model's is its gate), whose logits and features are not at hand."""
+    import keras
+
     from mnist_cnn.model import load_trained_model
 
     model = load_trained_model(model_path)
+    if not isinstance(model.layers[-1], keras.layers.Dense):
+        return []
     outputs = {
         name: logits_and_features(model, x)
         for name, x in [
@@ -163,9 +168,10 @@ def main() -> int:
           f"{'non-digits rej.':>15}")  # fmt: skip
     models = [("OE", args.model_path)] + ([("no OE", args.baseline)] if args.baseline else [])
     for label, path in models:
-        for name, area, rej_mnist, rej_person, rej_other in compare_scores(
-            path, data, fit_x, fit_y, val_x
-        ):
+        rows = compare_scores(path, data, fit_x, fit_y, val_x)
+        if not rows:
+            print(f"{label:<10} (none: the last layer is not the model's softmax Dense layer)")
+        for name, area, rej_mnist, rej_person, rej_other in rows:
             print(f"{label:<10} {name:<26} {area:>7.4f} {rej_mnist:>10.2%} {rej_person:>11.2%} "
                   f"{rej_other:>15.2%}")  # fmt: skip
 

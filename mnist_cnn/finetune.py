@@ -8,13 +8,16 @@ afresh (elastic deformation, a small rotation, scaling and shift, perhaps a degr
 few dozen pictures must stand for the many ways the person writes); the rest is MNIST
 training digits, degraded as in a full run, a tenth of them replaced by the synthetic
 non-digits of outlier exposure, their targets half what MODEL said of them (distillation):
-so the model keeps what it read and what it refused (docs/teaching.md).
+so the model keeps what it read and what it refused (docs/teaching.md). The model written
+holds MODEL and the fine-tuned model behind a gate (model.NearestGate): the fine-tuned one
+answers only pictures nearer the person's digits than any MNIST digit, so MNIST digits keep
+MODEL's reading.
 
 Before and after, it measures the accuracy on the person's digits the model has not learnt
 from, and on the MNIST test set. With enough pictures (HELD_OUT_MIN per digit in a
 HELD_OUT_FRACTION part), a stratified part is held out and never taught; with fewer, every
 picture is taught, and the "after" figure comes from K_FOLDS-fold cross-validation (each
-fold's pictures read by a model fine-tuned, the same way, on the other folds).
+fold's pictures read by the gated model fine-tuned, the same way, on the other folds).
 OUT is written as a full run writes its model: the .keras, its not-a-digit statistics and
 its ONNX export, as one set; MODEL is never written unless OUT is MODEL.
 """
