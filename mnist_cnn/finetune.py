@@ -306,10 +306,12 @@ def members(model: keras.Model) -> tuple[keras.Model, keras.Model]:
 
 def with_features(model: keras.Model) -> keras.Model | None:
     """`model` with two outputs, the features its last layer takes, float (N, F), and its
-    probabilities (N, 10); None when those features are not one vector a picture."""
-    features = model.layers[-1].input
-    if isinstance(features, list) or len(features.shape) != 2:
+    probabilities (N, 10); None unless that layer is a Dense layer taking one vector a picture
+    (a model of another shape is taught without a gate)."""
+    last = model.layers[-1]
+    if not isinstance(last, keras.layers.Dense) or len(last.input.shape) != 2:
         return None
+    features = last.input
     return keras.Model(model.inputs, [features, model.layers[-1].output], name=GATED_TAUGHT)
 
 

@@ -29,6 +29,7 @@ from mnist_cnn.finetune import (
     own_share,
     random_affine,
     split_own,
+    with_features,
 )
 from mnist_cnn.model import GATED_START, NearestGate
 from mnist_cnn.own_digits import save_digit
@@ -390,3 +391,14 @@ def test_fine_tuning_writes_over_the_start_model_only_when_told_to(
     result = finetune(config, mnist=mnist)
     assert result.written[0] == start and file_sha256(start) != before
     assert json.loads(ood.stats_path(start).read_text())["model_sha256"] == file_sha256(start)
+
+
+def test_only_a_model_ending_in_a_dense_layer_gets_a_gate():
+    import keras
+
+    from mnist_cnn.model import build_cnn, take_digit_images
+
+    features, said = with_features(build_cnn()).outputs
+    assert tuple(features.shape) == (None, 128) and tuple(said.shape) == (None, 10)
+    flat = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
+    assert with_features(take_digit_images(flat, (784,))) is None  # taught without a gate
