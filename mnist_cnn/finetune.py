@@ -400,6 +400,11 @@ def finetune_locked(
     count = min(config.outliers, MAX_OUTLIERS)
     outliers = training_outliers(count, config.seed, config.cache_dir) if count else x_train[:0]
     print(f"Fine-tuning {config.start_from}: {split.describe()}")
+    if with_features(model) is None:
+        print(
+            f"note: {config.start_from} does not end in a Dense layer: the taught model will "
+            "answer every picture (no gate to leave MNIST's digits to the start model)"
+        )
 
     progress.update(stage="before")
     measured = split.measured

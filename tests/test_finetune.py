@@ -402,3 +402,28 @@ def test_only_a_model_ending_in_a_dense_layer_gets_a_gate():
     assert tuple(features.shape) == (None, 128) and tuple(said.shape) == (None, 10)
     flat = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
     assert with_features(take_digit_images(flat, (784,))) is None  # taught without a gate
+
+
+def test_a_start_model_without_a_dense_last_layer_is_taught_without_a_gate_and_says_so(
+    tmp_path, mnist, capsys
+):
+    import keras
+
+    from mnist_cnn.model import load_trained_model
+
+    flat = keras.Sequential(
+        [keras.Input((784,)), keras.layers.Dense(16), keras.layers.Dense(10, activation="softmax")]
+    )
+    flat.save(tmp_path / "flat.keras")
+    config = TrainConfig(
+        start_from=tmp_path / "flat.keras",
+        own_digits=own_folder(tmp_path / "own", bars(4), 1),
+        model_path=tmp_path / "out.keras",
+        epochs=1,
+        batch_size=32,
+        limit=1000,
+    )
+    finetune(config, mnist=mnist)
+    assert "does not end in a Dense layer" in capsys.readouterr().out
+    taught = load_trained_model(tmp_path / "out.keras")
+    assert not any(isinstance(layer, NearestGate) for layer in taught.layers)
