@@ -311,8 +311,7 @@ def with_features(model: keras.Model) -> keras.Model | None:
     last = model.layers[-1]
     if not isinstance(last, keras.layers.Dense) or len(last.input.shape) != 2:
         return None
-    features = last.input
-    return keras.Model(model.inputs, [features, model.layers[-1].output], name=GATED_TAUGHT)
+    return keras.Model(model.inputs, [last.input, last.output], name=GATED_TAUGHT)
 
 
 def writer_pictures(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
