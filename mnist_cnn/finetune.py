@@ -36,6 +36,7 @@ import tensorflow as tf
 from mnist_cnn.config import FINETUNE_STEPS_PER_EPOCH, TrainConfig
 from mnist_cnn.data import IMAGE_SIZE, NUM_CLASSES, Mnist, load_mnist, one_hot
 from mnist_cnn.degrade import degrade_batch, elastic_deformation
+from mnist_cnn.engine import BATCH_SIZE, scale
 from mnist_cnn.errors import UserError
 from mnist_cnn.model import (
     GATED_START,
@@ -329,7 +330,7 @@ def writer_pictures(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def unit_features(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """The first output of a with_features model for uint8 images (N, 28, 28), each row
     scaled to unit length: float32 (N, F)."""
-    features = model.predict(images.astype(np.float32)[..., np.newaxis] / 255.0, verbose=0)[0]
+    features = model.predict(scale(images), batch_size=BATCH_SIZE, verbose=0)[0]
     norms = np.linalg.norm(features, axis=1, keepdims=True)
     return (features / np.maximum(norms, 1e-12)).astype(np.float32)
 
