@@ -20,7 +20,15 @@ from mnist_cnn.pair import (
 )
 from mnist_cnn.preprocess import PAIR_SHAPE, normalise_pair
 from mnist_cnn.reader import Reader
-from mnist_cnn.segment import PAIR_CLASSES, Part, find_number, pair_split, reads_as_pair
+from mnist_cnn.segment import (
+    PAIR_CLASSES,
+    Part,
+    find_number,
+    may_be_strokes,
+    pair_of,
+    pair_split,
+    reads_as_pair,
+)
 
 
 def test_a_pair_is_laid_out_like_a_digit_at_twice_the_width():
@@ -132,12 +140,44 @@ def test_a_wide_piece_judged_no_digit_is_a_pair_where_the_pair_model_rules_no_di
     assert reads_as_pair(said, 0.9)  # the digit model read it as a digit: no such gate
 
 
-def test_a_stroke_read_as_a_1_before_the_digit_read_surely_is_not_a_pair():
+def test_11_and_a_1_before_the_digit_read_surely_may_be_strokes():
+    assert may_be_strokes(11, 0.0, -1) and may_be_strokes(10, 0.999, 0)
+    assert not may_be_strokes(10, 0.9, 0)  # the digit model is unsure of the whole
+    assert not may_be_strokes(10, 0.999, 6) and not may_be_strokes(47, 0.999, 4)
+
+
+def said_as(pair: int) -> np.ndarray:
     said = np.zeros(CLASSES, np.float32)
-    said[10] = 1.0  # "10": a 0 with a stroke inside, read surely as 0 by the digit model
-    assert not reads_as_pair(said, 0.999, digit=0)
-    assert not reads_as_pair(said, 0.999, narrow=True, digit=0)
-    assert reads_as_pair(said, 0.9, digit=0) and reads_as_pair(said, 0.999, digit=6)
+    said[pair] = 1.0
+    return said
+
+
+def ring(own: np.ndarray, centre: tuple[int, int], axes: tuple[int, int]) -> np.ndarray:
+    """`own` with an ellipse's outline, 3 px wide, drawn in."""
+    canvas = own.astype(np.uint8)
+    cv2.ellipse(canvas, centre, axes, 0, 0, 360, 1, 3)
+    return canvas.astype(bool)
+
+
+def test_two_touching_ones_are_a_pair_where_their_sides_stand_apart():
+    own = np.zeros((40, 24), bool)
+    own[:, 3:7] = own[:, 15:19] = True
+    own[20:23, 7:15] = True  # where they touch
+    sides = pair_of(Part(own, (0, 0, 24, 40)), said_as(11), 0.999, narrow=True, digit=1)
+    assert sides is not None and [side.height for side in sides] == [40, 40]
+
+
+def test_a_0_with_a_lead_in_or_a_stroke_inside_is_not_split_as_10():
+    lead_in = ring(np.zeros((40, 34), bool), (20, 20), (11, 18))
+    lead_in[30:38, 2:5] = True  # a short stroke into the ring from below, left
+    lead_in[29:32, 4:10] = True
+    inside = ring(np.zeros((40, 30), bool), (15, 20), (12, 18))
+    inside[6:34, 10:13] = True  # an upright inside the ring
+    for own in (lead_in, inside):
+        part = Part(own, (0, 0, own.shape[1], own.shape[0]))
+        assert reads_as_pair(said_as(10), 0.999, narrow=True)
+        assert pair_of(part, said_as(10), 0.999, narrow=True, digit=0) is None
+        assert pair_of(part, said_as(10), 0.9, narrow=True, digit=0) is not None  # unsure of 0
 
 
 def test_the_split_sides_carry_the_marginals_of_the_pairs():
