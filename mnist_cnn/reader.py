@@ -12,7 +12,7 @@ not-a-digit verdict; the number is made of those judged digits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from mnist_cnn.preprocess import (
     open_image,
     row_gap,
 )
-from mnist_cnn.segment import Candidate, Found, Symbol, find_numbers, whole_picture
+from mnist_cnn.segment import Candidate, Found, Symbol, find_numbers, place, whole_picture
 
 Source = str | Path | bytes | np.ndarray | Image.Image
 READ_WHOLE = "read whole, as one digit filling the picture: surer than its parts read alone"
@@ -204,6 +204,26 @@ def whole_wins(result: Reading | SeveralLinesError, whole: DigitReading) -> bool
     return whole.digit != part.digit and whole.confidence > part.confidence
 
 
+def refused_notes(digits: Sequence[DigitReading]) -> list[str]:
+    """Notes on the candidates judged not digits in a picture where others were (`digits`
+    left to right): the number is read without them, which a reader of the number alone
+    would not know (a digit the verdict refused makes 60050 read 6005). None where no
+    candidate is a digit: the answer is then "not a digit"."""
+    count = sum(digit.is_digit for digit in digits)
+    if count == 0:
+        return []
+    notes, after = [], 0
+    for digit in digits:
+        if digit.is_digit:
+            after += 1
+            continue
+        notes.append(
+            f"a piece {place(after, count)} reads most like {digit.digit} "
+            f"({digit.confidence:.1%}) but was judged not a digit: read without it"
+        )
+    return notes
+
+
 def stack(candidates: list[Candidate]) -> np.ndarray:
     """The candidates' digits as one uint8 (N, 28, 28) batch (N may be 0)."""
     if not candidates:
@@ -311,18 +331,21 @@ class Reader:
         digits = [candidate for _, _, number in pictures for candidate in number.digits]
         readings = iter(self.digit_readings(digits, stack(digits)))
         results = [
-            entry
-            if isinstance(entry, UserError)
-            else Reading(
-                entry[0],
-                tuple(next(readings) for _ in entry[2].digits),
-                entry[1],
-                tuple(entry[2].symbols),
-                tuple(entry[2].notes),
-            )
+            entry if isinstance(entry, UserError) else self.reading(entry, readings)
             for entry in found
         ]
         return self.read_whole(results, frames, names)
+
+    @staticmethod
+    def reading(
+        entry: tuple[str, tuple[int, int], Found], readings: Iterator[DigitReading]
+    ) -> Reading:
+        """The Reading of a picture's name, size and Found, its candidates' DigitReadings
+        taken in turn from `readings`; its notes are Found's and `refused_notes`."""
+        name, size, number = entry
+        digits = tuple(next(readings) for _ in number.digits)
+        notes = (*number.notes, *refused_notes(digits))
+        return Reading(name, digits, size, tuple(number.symbols), notes)
 
     def find(
         self, images: list[Image.Image | UserError], names: list[str], single: bool

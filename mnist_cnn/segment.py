@@ -1352,9 +1352,12 @@ def point_between(box: tuple[int, int, int, int], parts: list[Part], height: flo
     return after if beside and abs(box[3] - baseline) <= slack else None
 
 
-def place(after: int) -> str:
-    """Where a mark before digit `after` (0 the first) lies, in words for a note."""
-    return "before the first digit" if after == 0 else f"between digits {after} and {after + 1}"
+def place(after: int, count: int | None = None) -> str:
+    """Where a mark before digit `after` (0 the first) of `count` digits lies, in words for a
+    note (`after` == `count`: after the last)."""
+    if after == 0:
+        return "before the first digit"
+    return "after the last digit" if after == count else f"between digits {after} and {after + 1}"
 
 
 def is_minus(

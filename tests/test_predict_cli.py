@@ -19,7 +19,7 @@ from mnist_cnn.commands.read import format_text, main, unique_png_names
 from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import run_cli
 from mnist_cnn.predict import Classifier, load_classifier, top_k
-from mnist_cnn.reader import PICTURES_AT_ONCE, DigitReading, Reader, Reading
+from mnist_cnn.reader import PICTURES_AT_ONCE, DigitReading, Reader, Reading, refused_notes
 from mnist_cnn.segment import Symbol
 
 
@@ -98,6 +98,24 @@ def reading_of(*probabilities: list[float], verdicts: tuple[bool, ...] = ()) -> 
 
 SEVEN = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.9, 0.0, 0.1]
 FOUR = [0.0, 0.0, 0.0, 0.0, 0.925, 0.075, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_a_piece_judged_not_a_digit_beside_digits_is_noted_not_dropped_silently():
+    said = refused_notes(
+        reading_of(FOUR, SEVEN, FOUR, SEVEN, verdicts=(False, True, False, False)).digits
+    )
+    assert said == [
+        "a piece before the first digit reads most like 4 (92.5%) but was judged not a digit: "
+        "read without it",
+        "a piece after the last digit reads most like 4 (92.5%) but was judged not a digit: "
+        "read without it",
+        "a piece after the last digit reads most like 7 (90.0%) but was judged not a digit: "
+        "read without it",
+    ]
+    inside = refused_notes(reading_of(SEVEN, FOUR, SEVEN, verdicts=(True, False, True)).digits)
+    assert [note.split(" reads")[0] for note in inside] == ["a piece between digits 1 and 2"]
+    assert refused_notes(reading_of(SEVEN, FOUR, verdicts=(False, False)).digits) == []
+    assert refused_notes(reading_of(SEVEN, FOUR).digits) == []
 
 
 def test_text_and_json_formats():
