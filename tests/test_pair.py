@@ -22,7 +22,9 @@ from mnist_cnn.preprocess import PAIR_SHAPE, normalise_pair
 from mnist_cnn.reader import Reader
 from mnist_cnn.segment import (
     PAIR_CLASSES,
+    Cut,
     Part,
+    agreed_cut,
     find_number,
     may_be_strokes,
     pair_of,
@@ -178,6 +180,21 @@ def test_a_0_with_a_lead_in_or_a_stroke_inside_is_not_split_as_10():
         assert reads_as_pair(said_as(10), 0.999, narrow=True)
         assert pair_of(part, said_as(10), 0.999, narrow=True, digit=0) is None
         assert pair_of(part, said_as(10), 0.9, narrow=True, digit=0) is not None  # unsure of 0
+
+
+def test_a_cut_is_kept_where_its_sides_read_as_the_pair_the_pair_model_finds_likeliest():
+    own = np.ones((30, 60), bool)
+    cut = Cut(Part(own[:, :30], (0, 0, 30, 30)), Part(own[:, 30:], (30, 0, 60, 30)), 1, False)
+    other = Cut(Part(own[:, :20], (0, 0, 20, 30)), Part(own[:, 20:], (20, 0, 60, 30)), 1, False)
+    said = np.zeros(CLASSES, np.float32)
+    said[27], said[SINGLE] = 0.6, 0.4  # too unsure to take alone
+    options = [(other, np.array([0.9, 0.8]), np.array([2, 1])), (cut, np.array([0.7, 0.9]), [2, 7])]
+    assert agreed_cut(said, 0.8, options) is cut
+    assert agreed_cut(said, 0.0, options) is None  # the whole judged not a digit
+    unread = [(cut, np.array([0.0, 0.9]), np.array([2, 7]))]  # a side not accepted
+    assert agreed_cut(said, 0.8, unread) is None
+    said[27], said[SINGLE] = 0.45, 0.55  # the pair model finds one digit likeliest
+    assert agreed_cut(said, 0.8, options) is None
 
 
 def test_the_split_sides_carry_the_marginals_of_the_pairs():
