@@ -253,12 +253,13 @@ WHOLE_SURE = 0.999
 # Two readings are strokes as often as digits: 11 (a V, a W or a U is two strokes) and a 1
 # before the very digit the digit model reads the whole as, NARROW_WHOLE sure (a stroke inside
 # or beside a digit reads as a 1: a 0 with a stroke inside as 10, a 0 with a long lead-in as
-# 10). They are taken only where the split's sides stand apart (`stand_apart`): each at least
-# SIDE_TALL of the piece's height, as two touching digits are, and the split through no loop's
-# inside. (On the choosing data: 362 of 400 touching pairs read right against 355, 3 of 6
-# touching 11s and a 13, 14, 15 and 18 more; the 5,000 single digits alike; 2 of 4,000
-# non-digits, scribbles read as 1 before, read as 11. Without the sides' test a 0 with a
-# lead-in split as 10.)
+# 10). They are taken only where the digit model accepts the whole and the split's sides stand
+# apart (`stand_apart`): each at least SURE_TALL of the piece's height, as the sides of a cut
+# of an accepted digit must be, and the split through no loop's inside. (On the choosing data:
+# 361 of 400 touching pairs read right against 355, 2 of 6 touching 11s and a 13, 14, 15 and
+# 18 more; the 5,000 single digits and the 4,000 non-digits alike. Without the sides' test a
+# 0 with a long lead-in split as 10; with SIDE_TALL and a whole judged not a digit allowed, two
+# MNIST test digits split: docs/reading.md.)
 TWO_ONES = 11
 # A wide piece the digit model accepts, that no cut won and the pair model is not sure enough
 # of, is still cut where a candidate cut's sides are both accepted digits that read as the very
@@ -1117,7 +1118,8 @@ def pair_of(
     """A piece's two sides (`pair_split`) where the pair model's probabilities float (C,) read
     it as two touching digits (`reads_as_pair`; `whole` and `narrow` as there) and, for a
     reading that may be strokes (`may_be_strokes`, `digit` the digit model's reading of the
-    whole), where the sides stand apart (`stand_apart`); else None."""
+    whole), where the digit model accepts the whole (`whole` > 0) and the sides stand apart
+    (`stand_apart`); else None."""
     if not reads_as_pair(probabilities, whole, narrow):
         return None
     sides = pair_split(part, probabilities)
@@ -1316,8 +1318,8 @@ def split_narrow_pairs(
 ) -> list[list[list[Part]]]:
     """Many pictures' narrow pieces (Pieces.narrow) read by `pair` where `score` reads their
     digit (`digits`: each picture's parts' uint8 (28, 28), Part.digit) as one digit under
-    NARROW_ASKED or not as a digit, and those it reads as two touching digits (`reads_as_pair`,
-    narrow) made two (`pair_split`): all the pictures' pieces in one call of `score` and, for
+    NARROW_ASKED or not as a digit, and those it reads as two touching digits (`pair_of`,
+    narrow) made two: all the pictures' pieces in one call of `score` and, for
     those it is unsure of, one of `pair`. Returns, for each picture, each part alone or its
     two sides."""
     result = [[[part] for part in pieces.parts] for pieces in pictures]
