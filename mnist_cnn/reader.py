@@ -207,7 +207,7 @@ def whole_wins(result: Reading | SeveralLinesError, whole: DigitReading) -> bool
 def refused_notes(digits: Sequence[DigitReading]) -> list[str]:
     """Notes on the candidates judged not digits in a picture where others were (`digits`
     left to right): the number is read without them, which a reader of the number alone
-    would not know (a digit the verdict refused makes 60050 read 6005). None where no
+    would not know (a digit the verdict refused makes 60050 read 6005). No notes where no
     candidate is a digit: the answer is then "not a digit"."""
     count = sum(digit.is_digit for digit in digits)
     if count == 0:

@@ -263,7 +263,8 @@ WHOLE_SURE = 0.999
 TWO_ONES = 11
 # A wide piece the digit model accepts, that no cut won and the pair model is not sure enough
 # of, is still cut where a candidate cut's sides are both accepted digits that read as the very
-# pair the pair model finds likeliest, at least AGREED_SURE: two views of the piece agree.
+# pair the pair model finds likeliest, at least AGREED_SURE, and the cut opens no loop: two
+# views of the piece agree (never for a reading that may be strokes: `may_be_strokes`).
 # (On the choosing data: 364 of 400 touching pairs against 361, the single digits alike, one
 # of 4,000 non-digits, read as a digit before, read as two; taken also where the whole is
 # judged not a digit, 4 more non-digits became numbers.)
@@ -893,6 +894,11 @@ class Cut:
     loop: bool
 
 
+# A candidate cut of a piece, its sides' confidences float (2,) (0 where a side is not an
+# accepted digit) and the digits they read as, int (2,).
+CutOption = tuple[Cut, np.ndarray, np.ndarray]
+
+
 def pooled(own: np.ndarray, step: int) -> np.ndarray:
     """bool (h, w) ink shrunk `step` times each way, a pixel inked where any of its block is
     (strokes stay joined, however thin)."""
@@ -1107,7 +1113,8 @@ def stand_apart(part: Part, sides: list[Part]) -> bool:
     left = np.zeros_like(part.own)
     x, y = sides[0].box[0] - part.box[0], sides[0].box[1] - part.box[1]
     left[y : y + sides[0].height, x : x + sides[0].width] = sides[0].own
-    # The first column right of the left side's ink in each row (0 where the row has none).
+    # The first column right of the left side's ink in each row (0 where the row has none):
+    # pair_split's own line lies further right only across paper, so it opens the same loops.
     boundary = np.where(left.any(axis=1), part.width - np.argmax(left[:, ::-1], axis=1), 0)
     return not opens_loop(holes(part.own), boundary)
 
@@ -1137,22 +1144,23 @@ def overrules_cut(probabilities: np.ndarray, cut: int) -> bool:
 
 
 def agreed_cut(
-    probabilities: np.ndarray, whole: float, options: list[tuple[Cut, np.ndarray, np.ndarray]]
+    probabilities: np.ndarray, whole: float, digit: int, options: list[CutOption]
 ) -> Cut | None:
-    """For a wide piece the digit model accepts (`whole` > 0) that no cut won and the pair
-    model did not take, the cut whose two sides read as the very pair the pair model reads
-    the whole as, its probabilities float (C,) at least AGREED_SURE (never 11), with both
-    sides accepted digits: the surest such, or None. `options` holds the piece's candidate
-    cuts with their sides' confidences float (2,) (0 where not accepted) and digits int (2,)."""
+    """For a wide piece the digit model accepts (`whole` > 0, read as `digit`) that no cut won
+    and the pair model did not take, the cut whose two sides read as the very pair the pair
+    model reads the whole as, its probabilities float (C,) at least AGREED_SURE, with both
+    sides accepted digits and the cut through no loop's inside: the surest such, or None.
+    Never a reading that may be strokes (`may_be_strokes`: 11, a 1 before `digit`).
+    `options` holds the piece's candidate cuts (CutOption)."""
     best = int(np.argmax(probabilities))
-    if whole == 0 or best in (TWO_ONES, *range(PAIR_CLASSES, len(probabilities))):
+    if whole == 0 or best >= PAIR_CLASSES or may_be_strokes(best, whole, digit):
         return None
     if float(probabilities[best]) < AGREED_SURE:
         return None
     agreed = [
-        (float(sure.prod()), cut)
-        for cut, sure, digits in options
-        if sure.min() > 0 and 10 * int(digits[0]) + int(digits[1]) == best
+        (float(confidences.prod()), cut)
+        for cut, confidences, digits in options
+        if confidences.min() > 0 and not cut.loop and 10 * int(digits[0]) + int(digits[1]) == best
     ]
     return max(agreed, key=lambda option: option[0])[1] if agreed else None
 
@@ -1219,9 +1227,9 @@ def resegment(
         [side for _, cut in splits for side in (cut.left, cut.right)], ink, score
     )
     sides, read = sides.reshape(-1, 2), read.reshape(-1, 2)
-    options: dict[int, list] = {n: [] for n in wide}
-    for (n, cut), sure, digits in zip(splits, sides, read, strict=True):
-        options[n].append((cut, sure, digits))
+    options: dict[int, list[CutOption]] = {n: [] for n in wide}
+    for (n, cut), confidences, digits in zip(splits, sides, read, strict=True):
+        options[n].append((cut, confidences, digits))
     result: dict[int, list[Part]] = {n: [part] for n, part in enumerate(parts)}
     changed: set[int] = set()
     gains = [
@@ -1250,7 +1258,7 @@ def resegment(
                     result[n] = pair_split(parts[n], probabilities)
             elif pair_sides := pair_of(parts[n], probabilities, whole[n], digit=said_as[n]):
                 result[n] = pair_sides
-            elif agreed := agreed_cut(probabilities, whole[n], options[n]):
+            elif agreed := agreed_cut(probabilities, whole[n], said_as[n], options[n]):
                 result[n] = [agreed.left, agreed.right]
     return [part for n in range(len(parts)) for part in result[n]]
 

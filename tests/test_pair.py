@@ -3,6 +3,8 @@ segment and the Reader use it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -189,12 +191,19 @@ def test_a_cut_is_kept_where_its_sides_read_as_the_pair_the_pair_model_finds_lik
     said = np.zeros(CLASSES, np.float32)
     said[27], said[SINGLE] = 0.6, 0.4  # too unsure to take alone
     options = [(other, np.array([0.9, 0.8]), np.array([2, 1])), (cut, np.array([0.7, 0.9]), [2, 7])]
-    assert agreed_cut(said, 0.8, options) is cut
-    assert agreed_cut(said, 0.0, options) is None  # the whole judged not a digit
+    assert agreed_cut(said, 0.8, 2, options) is cut
+    assert agreed_cut(said, 0.0, 2, options) is None  # the whole judged not a digit
     unread = [(cut, np.array([0.0, 0.9]), np.array([2, 7]))]  # a side not accepted
-    assert agreed_cut(said, 0.8, unread) is None
+    assert agreed_cut(said, 0.8, 2, unread) is None
+    looped = [(replace(cut, loop=True), np.array([0.7, 0.9]), np.array([2, 7]))]
+    assert agreed_cut(said, 0.8, 2, looped) is None  # one closed shape cut in two
     said[27], said[SINGLE] = 0.45, 0.55  # the pair model finds one digit likeliest
-    assert agreed_cut(said, 0.8, options) is None
+    assert agreed_cut(said, 0.8, 2, options) is None
+    ten = np.zeros(CLASSES, np.float32)
+    ten[10], ten[SINGLE] = 0.6, 0.4  # a stroke beside a 0 the digit model reads surely
+    strokes = [(cut, np.array([0.9, 0.9]), np.array([1, 0]))]
+    assert agreed_cut(ten, 0.999, 0, strokes) is None
+    assert agreed_cut(ten, 0.9, 0, strokes) is cut
 
 
 def test_the_split_sides_carry_the_marginals_of_the_pairs():
