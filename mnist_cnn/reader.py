@@ -13,7 +13,7 @@ not-a-digit verdict; the number is made of those judged digits.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,17 @@ LINE_GAP = 0.1
 # (segment.find_numbers), and their work-size ink maps, up to 4 MB each, are held till then.
 PICTURES_AT_ONCE = 32
 DECIMALS = 6  # probabilities and scores in JSON: finer than any float32 difference that matters
+# A candidate the not-a-digit verdict refused between two accepted digits is read as a digit
+# where it stands in their line: its height IN_LINE_HEIGHT times their median height, its
+# middle within IN_LINE_BAND of a height of their band, and its likeliest digit at
+# IN_LINE_SURE or more (a non-digit's outlier-exposure target is 0.1 for every digit). The
+# verdict's threshold is fitted on digits alone and refuses 0.7% of them; among digits, a mark
+# of a digit's size is most often one of them, and one dropped from inside a number changes
+# its value tenfold. Not at either end, where a unit or a letter ("12kg", "A12") stands.
+# Chosen on choosing data (docs/reading.md).
+IN_LINE_HEIGHT = (0.75, 1.3)
+IN_LINE_BAND = 0.5
+IN_LINE_SURE = 0.3
 
 
 @dataclass(frozen=True)
@@ -204,6 +215,43 @@ def whole_wins(result: Reading | SeveralLinesError, whole: DigitReading) -> bool
     return whole.digit != part.digit and whole.confidence > part.confidence
 
 
+def stands_in_line(digit: DigitReading, accepted: Sequence[DigitReading]) -> bool:
+    """Whether a refused candidate `digit` stands between two of the `accepted` digits (at
+    least two) as a digit of their line would (IN_LINE_HEIGHT, IN_LINE_BAND, IN_LINE_SURE)."""
+    if len(accepted) < 2 or digit.confidence < IN_LINE_SURE:
+        return False
+    lefts = [other.box[0] for other in accepted]
+    if not min(lefts) < digit.box[0] < max(lefts):
+        return False
+    height = float(np.median([other.box[3] - other.box[1] for other in accepted]))
+    top = float(np.median([other.box[1] for other in accepted]))
+    bottom = float(np.median([other.box[3] for other in accepted]))
+    middle = (digit.box[1] + digit.box[3]) / 2
+    return (
+        IN_LINE_HEIGHT[0] * height <= digit.box[3] - digit.box[1] <= IN_LINE_HEIGHT[1] * height
+        and top - IN_LINE_BAND * height <= middle <= bottom + IN_LINE_BAND * height
+    )
+
+
+def read_in_line(digits: Sequence[DigitReading]) -> tuple[tuple[DigitReading, ...], list[str]]:
+    """`digits` (left to right) with every refused candidate that `stands_in_line` of the
+    accepted ones judged a digit, and a note for each: its verdict alone was "not a digit"."""
+    accepted = [digit for digit in digits if digit.is_digit]
+    taken = [not digit.is_digit and stands_in_line(digit, accepted) for digit in digits]
+    read = tuple(
+        replace(digit, is_digit=True) if take else digit
+        for digit, take in zip(digits, taken, strict=True)
+    )
+    positions = np.cumsum([digit.is_digit for digit in read])
+    notes = [
+        f"digit {position} reads as {digit.digit} at {digit.confidence:.1%} only, judged not "
+        "a digit alone: read as a digit, as it stands between digits of its size"
+        for digit, take, position in zip(read, taken, positions, strict=True)
+        if take
+    ]
+    return read, notes
+
+
 def refused_notes(digits: Sequence[DigitReading]) -> list[str]:
     """Notes on the candidates judged not digits in a picture where others were (`digits`
     left to right): the number is read without them, which a reader of the number alone
@@ -341,10 +389,11 @@ class Reader:
         entry: tuple[str, tuple[int, int], Found], readings: Iterator[DigitReading]
     ) -> Reading:
         """The Reading of a picture's name, size and Found, its candidates' DigitReadings
-        taken in turn from `readings`; its notes are Found's and `refused_notes`."""
+        taken in turn from `readings` (`read_in_line`); its notes are Found's, those of
+        `read_in_line` and `refused_notes`."""
         name, size, number = entry
-        digits = tuple(next(readings) for _ in number.digits)
-        notes = (*number.notes, *refused_notes(digits))
+        digits, in_line = read_in_line([next(readings) for _ in number.digits])
+        notes = (*number.notes, *in_line, *refused_notes(digits))
         return Reading(name, digits, size, tuple(number.symbols), notes)
 
     def find(

@@ -19,7 +19,14 @@ from mnist_cnn.commands.read import format_text, main, unique_png_names
 from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import run_cli
 from mnist_cnn.predict import Classifier, load_classifier, top_k
-from mnist_cnn.reader import PICTURES_AT_ONCE, DigitReading, Reader, Reading, refused_notes
+from mnist_cnn.reader import (
+    PICTURES_AT_ONCE,
+    DigitReading,
+    Reader,
+    Reading,
+    read_in_line,
+    refused_notes,
+)
 from mnist_cnn.segment import Symbol
 
 
@@ -116,6 +123,33 @@ def test_a_piece_judged_not_a_digit_beside_digits_is_noted_not_dropped_silently(
     assert [note.split(" reads")[0] for note in inside] == ["a piece between digits 1 and 2"]
     assert refused_notes(reading_of(SEVEN, FOUR, verdicts=(False, False)).digits) == []
     assert refused_notes(reading_of(SEVEN, FOUR).digits) == []
+
+
+def test_a_refused_piece_standing_between_digits_of_its_size_is_read_as_a_digit_with_a_note():
+    digits, notes = read_in_line(
+        reading_of(SEVEN, FOUR, SEVEN, verdicts=(True, False, True)).digits
+    )
+    assert [digit.is_digit for digit in digits] == [True, True, True]
+    assert notes == [
+        "digit 2 reads as 4 at 92.5% only, judged not a digit alone: read as a digit, as it "
+        "stands between digits of its size"
+    ]
+    assert refused_notes(digits) == []
+
+
+def test_a_refused_piece_at_an_end_unsure_or_out_of_the_line_is_left_out():
+    flat = [0.1] * 10  # what the model is trained to say of a non-digit
+    for reading, refused in (
+        (reading_of(FOUR, SEVEN, SEVEN, FOUR, verdicts=(False, True, True, False)), (0, 3)),
+        (reading_of(SEVEN, flat, SEVEN, verdicts=(True, False, True)), (1,)),
+        (reading_of(SEVEN, FOUR, verdicts=(True, False)), (1,)),
+    ):
+        digits, notes = read_in_line(reading.digits)
+        assert notes == [] and [n for n, d in enumerate(digits) if not d.is_digit] == [*refused]
+    seven, four, other = reading_of(SEVEN, FOUR, SEVEN, verdicts=(True, False, True)).digits
+    for box in ((10, 0, 18, 5), (10, 0, 18, 20), (10, 12, 18, 22)):  # short, tall, below
+        digits, notes = read_in_line([seven, dataclasses.replace(four, box=box), other])
+        assert notes == [] and not digits[1].is_digit
 
 
 def test_text_and_json_formats():
