@@ -53,15 +53,15 @@ PICTURES_AT_ONCE = 32
 DECIMALS = 6  # probabilities and scores in JSON: finer than any float32 difference that matters
 # A candidate the not-a-digit verdict refused between two accepted digits is read as a digit
 # where it stands in their line: its height IN_LINE_HEIGHT times their median height, its
-# middle within IN_LINE_BAND of a height of their band, and its likeliest digit at
-# IN_LINE_SURE or more (a non-digit's outlier-exposure target is 0.1 for every digit). The
-# verdict's threshold is fitted on digits alone and refuses 0.7% of them; among digits, a mark
-# of a digit's size is most often one of them, and one dropped from inside a number changes
-# its value tenfold. Not at either end, where a unit or a letter ("12kg", "A12") stands.
-# Chosen on choosing data (docs/reading.md).
+# middle within IN_LINE_BAND of a height of their band, and its confidence IN_LINE_CONFIDENCE
+# or more (a non-digit's outlier-exposure target is 0.1 for every digit). The verdict's
+# threshold is fitted on digits alone and refuses 0.7% of them; among digits, a mark of a
+# digit's size is most often one of them, and one dropped from inside a number changes its
+# value tenfold. Not at either end, where a unit or a letter ("12kg", "A12") stands. Chosen
+# on choosing data (docs/reading.md).
 IN_LINE_HEIGHT = (0.75, 1.3)
 IN_LINE_BAND = 0.5
-IN_LINE_SURE = 0.3
+IN_LINE_CONFIDENCE = 0.3
 
 
 @dataclass(frozen=True)
@@ -215,38 +215,42 @@ def whole_wins(result: Reading | SeveralLinesError, whole: DigitReading) -> bool
     return whole.digit != part.digit and whole.confidence > part.confidence
 
 
-def stands_in_line(digit: DigitReading, accepted: Sequence[DigitReading]) -> bool:
-    """Whether a refused candidate `digit` stands between two of the `accepted` digits (at
-    least two) as a digit of their line would (IN_LINE_HEIGHT, IN_LINE_BAND, IN_LINE_SURE)."""
-    if len(accepted) < 2 or digit.confidence < IN_LINE_SURE:
+def stands_in_line(candidate: DigitReading, accepted: Sequence[DigitReading]) -> bool:
+    """Whether a refused `candidate` stands between the `accepted` digits (at least two) as a
+    digit of their line would: its middle between theirs and in none of their boxes, and
+    IN_LINE_HEIGHT, IN_LINE_BAND and IN_LINE_CONFIDENCE met."""
+    if len(accepted) < 2 or candidate.confidence < IN_LINE_CONFIDENCE:
         return False
-    lefts = [other.box[0] for other in accepted]
-    if not min(lefts) < digit.box[0] < max(lefts):
+    left, top, right, bottom = candidate.box
+    centre, middle = (left + right) / 2, (top + bottom) / 2
+    boxes = np.array([digit.box for digit in accepted], np.float64)
+    centres = (boxes[:, 0] + boxes[:, 2]) / 2
+    inside = np.any((boxes[:, 0] <= centre) & (centre <= boxes[:, 2]))
+    if inside or not centres.min() < centre < centres.max():
         return False
-    height = float(np.median([other.box[3] - other.box[1] for other in accepted]))
-    top = float(np.median([other.box[1] for other in accepted]))
-    bottom = float(np.median([other.box[3] for other in accepted]))
-    middle = (digit.box[1] + digit.box[3]) / 2
+    line_top, line_bottom = np.median(boxes[:, [1, 3]], axis=0)
+    height = float(np.median(boxes[:, 3] - boxes[:, 1]))
     return (
-        IN_LINE_HEIGHT[0] * height <= digit.box[3] - digit.box[1] <= IN_LINE_HEIGHT[1] * height
-        and top - IN_LINE_BAND * height <= middle <= bottom + IN_LINE_BAND * height
+        IN_LINE_HEIGHT[0] * height <= bottom - top <= IN_LINE_HEIGHT[1] * height
+        and line_top - IN_LINE_BAND * height <= middle <= line_bottom + IN_LINE_BAND * height
     )
 
 
 def read_in_line(digits: Sequence[DigitReading]) -> tuple[tuple[DigitReading, ...], list[str]]:
     """`digits` (left to right) with every refused candidate that `stands_in_line` of the
-    accepted ones judged a digit, and a note for each: its verdict alone was "not a digit"."""
+    accepted ones judged a digit, and a note for each, naming its place in the number."""
     accepted = [digit for digit in digits if digit.is_digit]
     taken = [not digit.is_digit and stands_in_line(digit, accepted) for digit in digits]
     read = tuple(
         replace(digit, is_digit=True) if take else digit
         for digit, take in zip(digits, taken, strict=True)
     )
-    positions = np.cumsum([digit.is_digit for digit in read])
+    lefts = [digit.box[0] for digit in read if digit.is_digit]
     notes = [
-        f"digit {position} reads as {digit.digit} at {digit.confidence:.1%} only, judged not "
-        "a digit alone: read as a digit, as it stands between digits of its size"
-        for digit, take, position in zip(read, taken, positions, strict=True)
+        f"digit {sum(other < digit.box[0] for other in lefts) + 1} reads most like "
+        f"{digit.digit} ({digit.confidence:.1%}) and was judged not a digit, but stands "
+        "between digits of its size: read as a digit"
+        for digit, take in zip(read, taken, strict=True)
         if take
     ]
     return read, notes

@@ -583,7 +583,13 @@ def erase_lines(ink: np.ndarray) -> np.ndarray:
     # soft-edged as it may be) is not.
     pen = stroke_width(rest) * float(np.percentile(ink[rest], PEN_PERCENTILE))
     if level.any():
-        mask = erase_level_lines(mask, level, ink, pen)
+        erased = erase_level_lines(mask, level, ink, pen)
+        if upright.any() and erased is not mask:
+            # On squared paper the rules across a digit lengthen its columns into upright
+            # runs, which join the upright rules beside it into one thick "stroke" that
+            # stays: the upright runs are found again without the level rules.
+            upright = straight_runs(erased.T.copy()).T
+        mask = erased
     if not upright.any():
         return mask
     flipped = erase_level_lines(mask.T.copy(), upright.T.copy(), ink.T.copy(), pen)

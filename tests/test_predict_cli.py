@@ -131,10 +131,17 @@ def test_a_refused_piece_standing_between_digits_of_its_size_is_read_as_a_digit_
     )
     assert [digit.is_digit for digit in digits] == [True, True, True]
     assert notes == [
-        "digit 2 reads as 4 at 92.5% only, judged not a digit alone: read as a digit, as it "
-        "stands between digits of its size"
+        "digit 2 reads most like 4 (92.5%) and was judged not a digit, but stands between "
+        "digits of its size: read as a digit"
     ]
     assert refused_notes(digits) == []
+    # Each note names its digit's place in the number read: not the first piece's, nor the
+    # count of pieces before it.
+    run = reading_of(FOUR, SEVEN, FOUR, SEVEN, FOUR, SEVEN, verdicts=(False, True, False) * 2)
+    digits, notes = read_in_line(run.digits)
+    assert [note.split(" reads")[0] for note in notes] == ["digit 2", "digit 3"]
+    assert Reading("a.png", digits, (60, 10)).number == "7474"
+    assert len(refused_notes(digits)) == 2  # the 4s at either end, left out
 
 
 def test_a_refused_piece_at_an_end_unsure_or_out_of_the_line_is_left_out():
@@ -147,7 +154,8 @@ def test_a_refused_piece_at_an_end_unsure_or_out_of_the_line_is_left_out():
         digits, notes = read_in_line(reading.digits)
         assert notes == [] and [n for n, d in enumerate(digits) if not d.is_digit] == [*refused]
     seven, four, other = reading_of(SEVEN, FOUR, SEVEN, verdicts=(True, False, True)).digits
-    for box in ((10, 0, 18, 5), (10, 0, 18, 20), (10, 12, 18, 22)):  # short, tall, below
+    # short, tall, below the line, and inside the first digit's box
+    for box in ((10, 0, 18, 5), (10, 0, 18, 20), (10, 12, 18, 22), (2, 0, 6, 10)):
         digits, notes = read_in_line([seven, dataclasses.replace(four, box=box), other])
         assert notes == [] and not digits[1].is_digit
 

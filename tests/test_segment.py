@@ -27,6 +27,7 @@ from mnist_cnn.segment import (
     could_hold_a_run,
     cuts,
     digit_height,
+    erase_lines,
     find_digits,
     labelled,
     straight_runs,
@@ -664,6 +665,23 @@ def test_squared_paper_with_a_line_along_the_border_under_uneven_light_keeps_its
     shade = 1 - light * np.abs(np.linspace(-1, 1, page.shape[1]))[np.newaxis, :]
     paper = np.minimum(page / 255, 1 - 0.6 * grid) * shade * 230
     assert reader.read(Image.fromarray(paper.astype(np.uint8))).number == "72"
+
+
+def test_upright_rules_beside_a_bold_digit_on_squared_paper_are_erased():
+    # The level rules above and below a bold digit's soft edge made its columns an upright
+    # run, joined with the two upright rules through it: all three stayed as one "stroke",
+    # and the rules, the picture's height, joined the digit into one tall refused piece.
+    ink = np.zeros((107, 165), np.float32)
+    for row in (21, 53, 86):
+        ink[row : row + 4, :] = 0.35
+    for column in (6, 29, 52, 75, 98, 121, 144):
+        ink[:, column : column + 4] = 0.35
+    ink[29:81, 45:85] = np.maximum(ink[29:81, 45:85], 0.15)  # the soft edge
+    ink[35:75, 55:72] = 0.95  # the strokes
+    mask = erase_lines(ink)
+    assert mask[35:75, 55:72].all()
+    for column in (6, 29, 52, 75, 98):
+        assert not mask[:29, column : column + 4].any() and not mask[81:, column : column + 4].any()
 
 
 def test_one_digit_on_plain_paper_is_normalised_exactly_as_before(mnist):
