@@ -131,6 +131,13 @@ LEADING_GAP = 0.5
 LEADING_NOTE = 0.5
 ROUND = 2.0
 POINT_SIZE = (0.9, 3.0)
+# A round mark COLON_SIZE times a point's size above it, apart from it by half its size at
+# least and the two within COLON_REACH of the digit height, makes it a colon's lower dot:
+# 12:30 read as 12.30 is a number a hundred times too small (the choosing data's crumbs of
+# strokes made such pairs too); the pieces of an erased rule above a point are thin, the
+# point split by noise is not apart from itself, and a speck above the digits is too high.
+COLON_SIZE = (0.6, 1.6)
+COLON_REACH = 1.0
 # A round blob at most DOT of the digit height across, its middle beside every digit-tall
 # component rather than under one, is kept out of the digits' grouping: a point, or dirt.
 DOT = 0.35
@@ -1402,6 +1409,28 @@ def point_between(box: tuple[int, int, int, int], parts: list[Part], height: flo
     return after if beside and abs(box[3] - baseline) <= slack else None
 
 
+def under_a_mark(
+    box: tuple[int, int, int, int], little: list[tuple[int, int, int, int]], height: float
+) -> bool:
+    """Whether another of the `little` marks stands over a mark's box as a colon's upper dot
+    does (COLON_SIZE, COLON_REACH): then the two are a colon ("12:30") or crumbs of a
+    stroke, not a decimal point, which stands alone. Boxes are (left, top, right, bottom)."""
+    size = max(box[2] - box[0], box[3] - box[1])
+    for other in little:
+        width, thick = other[2] - other[0], other[3] - other[1]
+        longer = max(width, thick)
+        if (
+            other[0] < box[2]
+            and box[0] < other[2]
+            and longer <= ROUND * min(width, thick)
+            and COLON_SIZE[0] * size <= longer <= COLON_SIZE[1] * size
+            and size / 2 <= box[1] - other[3]
+            and box[3] - other[1] <= COLON_REACH * height
+        ):
+            return True
+    return False
+
+
 def place(after: int, count: int | None = None) -> str:
     """Where a mark before digit `after` (0 the first) of `count` digits lies, in words for a
     note (`after` == `count`: after the last)."""
@@ -1448,7 +1477,7 @@ def symbols(
         if after is None or longer > ROUND * min(width, thick):
             continue
         sized = POINT_SIZE[0] * pen <= longer <= POINT_SIZE[1] * pen
-        if sized and after > 0:
+        if sized and after > 0 and not under_a_mark(box, little, height):
             points.append((width * thick, after, box))
             continue
         crumb = after == 0 and longer < LEADING_NOTE * pen

@@ -638,6 +638,21 @@ def test_a_short_thick_dash_before_a_digit_is_noted_a_long_one_read_as_minus(
     assert any("may be a minus sign" in note for note in reading.notes) == noted
 
 
+@pytest.mark.parametrize(("dots", "number"), [((74,), "7.2"), ((74, 54), "72"), ((74, 44), "72")])
+def test_a_dot_between_digits_is_a_point_a_dot_under_another_mark_is_noted(
+    reader, mnist, dots, number
+):
+    # A colon ("12:30"), or a digit's crumbs one above another, is not a decimal point: read
+    # as one, it made a number ten or a thousand times too small.
+    page = np.asarray(paper_with([mnist.x_test[0], mnist.x_test[1]], [(30, 70), (30, 140)])).copy()
+    rows, columns = np.ogrid[: page.shape[0], : page.shape[1]]
+    for row in dots:  # a dot a pen wide between the 7 and the 2, on their baseline first
+        page[(rows - row) ** 2 + (columns - 133) ** 2 <= 12] = 0
+    reading = reader.read(Image.fromarray(page))
+    assert reading.number == number
+    assert any("may be a decimal point" in note for note in reading.notes) == (len(dots) > 1)
+
+
 def test_the_digit_height_leaves_out_flat_components_unless_all_are():
     # label, left, top, width, height, pixels: a digit 40 tall, a bar 30 wide and 8 tall
     digit, bar = [1, 40, 10, 20, 40, 300], [2, 5, 25, 30, 8, 200]
