@@ -24,6 +24,7 @@ const confidenceEl = document.getElementById("confidence");
 const preprocessedEl = document.getElementById("preprocessed");
 const barsEl = document.getElementById("bars");
 const statusEl = document.getElementById("status");
+const notesEl = document.getElementById("notes");
 const uploadEl = document.getElementById("upload");
 const correctEl = document.getElementById("correct");
 const rightNumberEl = document.getElementById("right-number");
@@ -94,6 +95,7 @@ function showResult(reading) {
     digitEl.textContent = "?";
     const likeliest = reading.digits.reduce((a, b) => (b.confidence > a.confidence ? b : a));
     preprocessedEl.src = likeliest.preprocessed;
+    showNotes(reading.notes);
     statusEl.textContent = `${reading.elapsed_ms} ms on the server`;
     offerCorrection();
     return;
@@ -120,12 +122,26 @@ function showResult(reading) {
     }),
   );
   select(Math.min(selected, result.digits.length - 1));
+  showNotes(result.notes);
   statusEl.textContent = `${result.elapsed_ms} ms on the server`;
   offerCorrection();
 }
 
+// What the reader left out or read in doubt (a mark that may be a point, a piece judged not a
+// digit): a number shown without them would look surer than it is.
+function showNotes(notes) {
+  notesEl.replaceChildren(
+    ...notes.map((note) => {
+      const item = document.createElement("li");
+      item.textContent = note;
+      return item;
+    }),
+  );
+}
+
 function resetResult(message) {
   correctEl.hidden = true;
+  showNotes([]);
   shown = null;
   selected = 0;
   digitEl.textContent = "–";
