@@ -76,7 +76,7 @@ MIN_PAPER = 0.05  # paper darker than this (of full scale) is not divided by: no
 # A straight run of ink at least this share of the picture's side along it may be a line ...
 LINE_SHARE = 0.5
 MAX_TILT_DEGREES = 1.0  # ... and it may be tilted this much (a phone photo of ruled paper)
-LINE_GAP = 7  # ... and broken by gaps this long (pixels): a faint rule is not always whole
+LINE_GAP = 7  # ... and broken by gaps shorter than this (pixels): a faint rule is not always whole
 # ... and it is a line when its ink across is at most this share of the pen's: printed rules
 # are faint hairlines next to a pen, a 1 or a 7's bar is as thick as the pen that drew it.
 LINE_THIN = 0.5
@@ -1477,8 +1477,11 @@ def symbols(
         if after is None or longer > ROUND * min(width, thick):
             continue
         sized = POINT_SIZE[0] * pen <= longer <= POINT_SIZE[1] * pen
-        if sized and after > 0 and not under_a_mark(box, little, height):
-            points.append((width * thick, after, box))
+        if sized and after > 0:
+            if under_a_mark(box, little, height):
+                notes.append(f"a mark {place(after)} under another may be a colon: read without it")
+            else:
+                points.append((width * thick, after, box))
             continue
         crumb = after == 0 and longer < LEADING_NOTE * pen
         if sized or (longer < POINT_SIZE[0] * pen and not crumb):

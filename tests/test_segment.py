@@ -638,19 +638,23 @@ def test_a_short_thick_dash_before_a_digit_is_noted_a_long_one_read_as_minus(
     assert any("may be a minus sign" in note for note in reading.notes) == noted
 
 
-@pytest.mark.parametrize(("dots", "number"), [((74,), "7.2"), ((74, 54), "72"), ((74, 44), "72")])
-def test_a_dot_between_digits_is_a_point_a_dot_under_another_mark_is_noted(
-    reader, mnist, dots, number
-):
-    # A colon ("12:30"), or a digit's crumbs one above another, is not a decimal point: read
-    # as one, it made a number ten or a thousand times too small.
+def seven_two_with_dots(mnist, dots: tuple[int, ...]) -> Image.Image:
+    """A 7 and a 2 (MNIST test digits 0 and 1) on white paper, a dot a pen wide between them
+    at each of the rows `dots` (74: on their baseline)."""
     page = np.asarray(paper_with([mnist.x_test[0], mnist.x_test[1]], [(30, 70), (30, 140)])).copy()
     rows, columns = np.ogrid[: page.shape[0], : page.shape[1]]
-    for row in dots:  # a dot a pen wide between the 7 and the 2, on their baseline first
+    for row in dots:
         page[(rows - row) ** 2 + (columns - 133) ** 2 <= 12] = 0
-    reading = reader.read(Image.fromarray(page))
+    return Image.fromarray(page)
+
+
+@pytest.mark.parametrize(("dots", "number"), [((74,), "7.2"), ((74, 54), "72"), ((74, 44), "72")])
+def test_a_dot_between_digits_is_a_point_a_colon_is_noted(reader, mnist, dots, number):
+    # A colon ("12:30"), or a digit's crumbs one above another, is not a decimal point: read
+    # as one, it made a number ten or a thousand times too small.
+    reading = reader.read(seven_two_with_dots(mnist, dots))
     assert reading.number == number
-    assert any("may be a decimal point" in note for note in reading.notes) == (len(dots) > 1)
+    assert any("may be a colon" in note for note in reading.notes) == (len(dots) > 1)
 
 
 def test_the_digit_height_leaves_out_flat_components_unless_all_are():
@@ -697,6 +701,21 @@ def test_upright_rules_beside_a_bold_digit_on_squared_paper_are_erased():
     assert mask[35:75, 55:72].all()
     for column in (6, 29, 52, 75, 98):
         assert not mask[:29, column : column + 4].any() and not mask[81:, column : column + 4].any()
+
+
+def test_a_thin_one_beside_an_upright_rule_of_squared_paper_keeps_its_ink():
+    # Joined to the rule beside it through the level rules' pixels, the 1 was one thick run
+    # with it, then judged with the rule: 2 of its 480 pixels were left.
+    ink = np.zeros((280, 280), np.float32)
+    for line in range(20, 280, 30):
+        ink[line : line + 2, :] = 0.3
+    for line in range(15, 280, 30):
+        ink[:, line : line + 2] = 0.3
+    ink[60:220, 138:141] = 0.9  # a 1, a pixel from the rule at 135
+    ink[100:160, 200:203], ink[100:103, 180:203] = 0.9, 0.9  # a 7 beside it
+    mask = erase_lines(ink)
+    assert mask[60:220, 138:141].all()
+    assert not mask[:, 15:17].any()
 
 
 def test_one_digit_on_plain_paper_is_normalised_exactly_as_before(mnist):
