@@ -7,6 +7,7 @@ Everything above this module (preprocessing, scoring, output) is the same for bo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -126,9 +127,21 @@ class LiteRtEngine:
         return None
 
 
+def onnx_runtime():
+    """The onnxruntime module, imported with its telemetry off unless ORT_DISABLE_TELEMETRY is
+    already set: from 1.29 on, on Linux too, it writes a device id under ~/.cache/Microsoft
+    and sends usage events to Microsoft, which a digit reader has no reason to do. The
+    variable counts only when set before the first import (`disable_telemetry_events()`
+    still writes the device id)."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime
+
+    return onnxruntime
+
+
 def open_onnx_session(path: Path):
     """An onnxruntime InferenceSession for a 28x28x1 -> 10 model, or a one-line UserError."""
-    import onnxruntime
+    onnxruntime = onnx_runtime()
 
     if not path.is_file():
         raise UserError(f"{path}: no model here; export one with `python -m mnist_cnn.export`")

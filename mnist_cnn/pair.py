@@ -26,6 +26,7 @@ import numpy as np
 
 from mnist_cnn import __version__
 from mnist_cnn.config import SHIPPED_MODELS_DIR, user_data_dir
+from mnist_cnn.engine import onnx_runtime
 from mnist_cnn.preprocess import PAIR_SHAPE, crop_to_ink, normalise_pair
 from mnist_cnn.segment import NO_DIGIT, PAIR_CLASSES
 
@@ -287,7 +288,7 @@ def load_pair_score(path: Path = SHIPPED_PAIR_PATH) -> Callable[[np.ndarray], np
     TensorFlow), else on Keras; None when neither file is there."""
     onnx_path = Path(path).with_suffix(".onnx")
     if onnx_path.is_file():
-        import onnxruntime
+        onnxruntime = onnx_runtime()
 
         # One thread that does not spin: a few wide pieces at a time gain nothing from a
         # pool, and its threads spinning between calls slow the reading around them (reading

@@ -1479,7 +1479,10 @@ def symbols(
         sized = POINT_SIZE[0] * pen <= longer <= POINT_SIZE[1] * pen
         if sized and after > 0:
             if under_a_mark(box, little, height):
-                notes.append(f"a mark {place(after)} under another may be a colon: read without it")
+                notes.append(
+                    f"two marks {place(after)}, one above the other, may be a colon: "
+                    "read without them"
+                )
             else:
                 points.append((width * thick, after, box))
             continue

@@ -262,7 +262,7 @@ def test_what_the_reader_left_out_is_shown_beside_the_number(page, mnist, tmp_pa
     wait_for_digit(page, "72")
     notes = page.find_elements(By.CSS_SELECTOR, "#notes li")
     assert [note.text for note in notes] == [
-        "a mark between digits 1 and 2 under another may be a colon: read without it"
+        "two marks between digits 1 and 2, one above the other, may be a colon: read without them"
     ]
     page.find_element(By.ID, "clear").click()
     assert page.find_elements(By.CSS_SELECTOR, "#notes li") == []

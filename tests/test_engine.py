@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -175,3 +176,27 @@ def test_each_committed_model_export_and_statistics_are_one_set(stem, accuracy, 
     stats, line = ood.load_stats(keras_path, sha256)
     assert stats is not None, line  # fitted for this very file
     assert (onnx.predict(mnist.x_test).argmax(1) == mnist.y_test).mean() >= accuracy
+
+
+def test_reading_on_onnx_runtime_writes_no_device_id_nor_telemetry(tmp_path):
+    # ONNX Runtime 1.29 and later write a device id and an event store under
+    # ~/.cache/Microsoft and send usage events, unless told not to before it is imported.
+    env = {key: value for key, value in os.environ.items() if key != "ORT_DISABLE_TELEMETRY"}
+    env["HOME"] = str(tmp_path)
+    env.pop("XDG_CACHE_HOME", None)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "test_model.py"),
+            "--shipped",
+            "tests/data/two_digits.png",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert ": 42 (" in result.stdout
+    assert not (tmp_path / ".cache" / "Microsoft").exists()
