@@ -17,7 +17,7 @@ from conftest import REPO_ROOT
 from mnist_cnn import ood
 from mnist_cnn.config import TrainConfig, user_taught_model_path
 from mnist_cnn.data import one_hot
-from mnist_cnn.engine import onnx_beside
+from mnist_cnn.engine import onnx_beside, onnx_runtime
 from mnist_cnn.errors import UserError
 from mnist_cnn.files import file_sha256
 from mnist_cnn.finetune import (
@@ -252,9 +252,7 @@ def test_a_small_fine_tune_changes_a_reading_and_writes_the_whole_set(
     digits = mnist.x_test[:1000]
     same = np.all(probabilities(taught, digits) == probabilities(start, digits), axis=1)
     assert same.mean() >= 0.99
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(onnx_beside(out)))
+    session = onnx_runtime().InferenceSession(str(onnx_beside(out)))
     both = np.concatenate([digits[:200], pictures]).astype(np.float32)[..., np.newaxis] / 255
     exported = session.run(None, {session.get_inputs()[0].name: both})[0]
     np.testing.assert_allclose(exported, taught.predict(both, verbose=0), atol=1e-4)
