@@ -80,6 +80,11 @@ LINE_GAP = 7  # ... and broken by gaps shorter than this (pixels): a faint rule 
 # ... and it is a line when its ink across is at most this share of the pen's: printed rules
 # are faint hairlines next to a pen, a 1 or a 7's bar is as thick as the pen that drew it.
 LINE_THIN = 0.5
+# A run from one side of the picture to the other (within OFF_THE_EDGE pixels) runs off the
+# paper as a rule does and a stroke does not, so up to LINE_THIN_THROUGH of the pen's ink across
+# is a line: a notebook's margin rule, printed darker than its hairlines, next to a thin pen.
+LINE_THIN_THROUGH = 0.75
+OFF_THE_EDGE = 2
 PEN_PERCENTILE = 90  # the pen's strong ink: its soft edges are not what the pen laid down
 BARE_PERCENTILE = 25  # a rule's width is measured in its thinnest quarter, where no digit is
 LINE_MARGIN = 2  # ink this many pixels thicker than a line, across it, is a stroke crossing it
@@ -531,7 +536,8 @@ def labelled(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def thin_lines(runs: np.ndarray, ink: np.ndarray, pen: float) -> tuple[np.ndarray, float]:
-    """The horizontal runs (uint8 (H, W)) with less ink across them than LINE_THIN of the pen.
+    """The horizontal runs (uint8 (H, W)) with less ink across them than LINE_THIN of the pen,
+    or LINE_THIN_THROUGH for a run from one side of the picture to the other.
 
     Ink across is the ink (float (H, W) in [0, 1]) summed across the run: a ruling is faint
     and thin, so a pale, blurred rule still counts as thin. Also returns the widest line's
@@ -548,7 +554,8 @@ def thin_lines(runs: np.ndarray, ink: np.ndarray, pen: float) -> tuple[np.ndarra
     for label, (left, top, width, height, _) in enumerate(stats[1:], start=1):
         box = np.s_[top : top + height, left : left + width]
         mass, across = across_run(labels[box] == label, ink[box])
-        if mass <= LINE_THIN * pen:
+        through = left <= OFF_THE_EDGE and left + width >= runs.shape[1] - OFF_THE_EDGE
+        if mass <= (LINE_THIN_THROUGH if through else LINE_THIN) * pen:
             keep.append(label)
             widest = max(widest, across)
     if keep:

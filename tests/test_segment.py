@@ -718,6 +718,27 @@ def test_a_thin_one_beside_an_upright_rule_of_squared_paper_keeps_its_ink():
     assert not mask[:, 15:17].any()
 
 
+def test_a_margin_rule_from_edge_to_edge_beside_a_thin_pen_is_erased():
+    # A notebook's margin rule, two pixels of 0.6 ink, has more than half the ink across of
+    # a thin pen's stroke (2.3 pixels): kept as a stroke, it was read as a 1 before the digits.
+    ink = np.zeros((64, 95), np.float32)
+    ink[10, :], ink[52, :] = 0.3, 0.3  # the hairlines above and below the digits
+    ink[:, 3:5] = 0.6  # the margin rule, top to bottom
+    ink[18:43, 30:32], ink[18:20, 30:50], ink[18:43, 48:50] = 1.0, 1.0, 1.0  # a thin-pen digit
+    ink[18:43, 32] = 0.3  # its soft edge
+    mask = erase_lines(ink)
+    assert not mask[:, 3:5].any()
+    assert mask[18:43, 30:32].all() and mask[18:43, 48:50].all()
+
+
+def test_a_one_from_edge_to_edge_keeps_its_ink():
+    # A 1 cropped tight runs off the picture as a rule does, but has the pen's ink across.
+    ink = np.zeros((60, 80), np.float32)
+    ink[:, 20:23] = 0.9  # the 1, top to bottom
+    ink[15:45, 45:48], ink[15:18, 45:65], ink[15:45, 62:65] = 0.9, 0.9, 0.9  # a digit beside it
+    assert erase_lines(ink)[:, 20:23].all()
+
+
 def test_one_digit_on_plain_paper_is_normalised_exactly_as_before(mnist):
     image = paper_with([mnist.x_test[0]], [(30, 90)])
     (candidate,) = find_digits(image)
