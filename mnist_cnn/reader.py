@@ -106,7 +106,7 @@ class Reading:
     source: str
     digits: tuple[DigitReading, ...]
     size: tuple[int, int]
-    symbols: tuple[Symbol, ...] = ()  # the decimal point and leading minus found, if any
+    symbols: tuple[Symbol, ...] = ()  # the decimal point, commas and leading minus found
     notes: tuple[str, ...] = ()  # what could not be told apart (a point from a speck)
 
     @property
@@ -116,8 +116,8 @@ class Reading:
 
     @property
     def number(self) -> str:
-        """The digits judged digits, with the decimal point and minus where they were found,
-        as a string ("-3.14"; "" when no digit is)."""
+        """The digits judged digits, with the decimal point, commas and minus where they were
+        found, as a string ("-3.14", "1,000"; "" when no digit is)."""
         if not self.accepted:
             return ""
         marks = [(digit.box[0], str(digit.digit)) for digit in self.accepted]

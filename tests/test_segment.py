@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import cv2
@@ -29,6 +30,7 @@ from mnist_cnn.segment import (
     digit_height,
     erase_lines,
     find_digits,
+    is_comma,
     labelled,
     straight_runs,
     without_lit_paper,
@@ -119,9 +121,9 @@ def touching_left(placed: np.ndarray, ink: np.ndarray, top: int, overlap: int) -
 
 
 def draw_marks(darkness, spans, rows, marks, rng: np.random.Generator) -> None:
-    """Draw a minus (`marks`: its length, its left end or None) and a decimal point (after
-    that digit, or None) with a pen PEN of the digit height, on `darkness` (float)."""
-    bar, start, point_after = marks
+    """Draw a minus (`marks`: its length, its left end or None), a decimal point and a comma
+    (each after that digit, or None) with a pen PEN of the digit height, on `darkness`."""
+    bar, start, point_after, comma_after = marks
     height = np.mean([bottom - top for top, bottom in rows])
     pen = max(2.0, rng.uniform(*PEN) * height)
     yy, xx = np.ogrid[: darkness.shape[0], : darkness.shape[1]]
@@ -129,15 +131,22 @@ def draw_marks(darkness, spans, rows, marks, rng: np.random.Generator) -> None:
         middle = (rows[0][0] + rows[0][1]) / 2 + rng.uniform(-0.08, 0.08) * height
         stroke = (np.abs(yy - middle) <= pen / 2) & (xx >= start) & (xx < start + bar)
         darkness[stroke] = np.maximum(darkness[stroke], rng.uniform(0.75, 1.0))
-    if point_after is not None:
-        if point_after == -1:  # before the first digit (".5"), in the space left for it
+    for after, tail in ((point_after, False), (comma_after, True)):
+        if after is None:
+            continue
+        if after == -1:  # before the first digit (".5"), in the space left for it
             x, bottom = spans[0][0] - POINT_GAP * height / 2, rows[0][1]
         else:
-            x = (spans[point_after][1] + spans[point_after + 1][0]) / 2
-            bottom = (rows[point_after][1] + rows[point_after + 1][1]) / 2
-        y = bottom - pen * rng.uniform(0.5, 1.0)
-        dot = (yy - y) ** 2 + (xx - x) ** 2 <= (pen * rng.uniform(0.5, 0.7)) ** 2
-        darkness[dot] = np.maximum(darkness[dot], rng.uniform(0.75, 1.0))
+            x = (spans[after][1] + spans[after + 1][0]) / 2
+            bottom = (rows[after][1] + rows[after + 1][1]) / 2
+        y, radius = bottom - pen * rng.uniform(0.5, 1.0), pen * rng.uniform(0.5, 0.7)
+        mark = (yy - y) ** 2 + (xx - x) ** 2 <= radius**2
+        if tail:  # a comma: the dot's tail curving down to the left, below the line
+            length, lean = rng.uniform(0.25, 0.4) * height, rng.uniform(0.2, 0.7)
+            along = np.clip((yy - y) / length, 0, 1)
+            near = np.abs(xx - (x + radius * 0.5 - lean * along * length)) <= pen * 0.4
+            mark |= near & (yy >= y) & (yy <= y + length)
+        darkness[mark] = np.maximum(darkness[mark], rng.uniform(0.75, 1.0))
 
 
 def number_picture(
@@ -147,20 +156,23 @@ def number_picture(
     touching: bool = False,
     point_after: int | None = None,
     minus: bool = False,
+    comma_after: int | None = None,
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """A dark-on-light uint8 picture of the digits side by side, and each digit's column span.
 
     `touching`: each digit's strokes touch its left neighbour's, overlapping by 0 to
     MAX_OVERLAP pixels, one connected component. `point_after`: a decimal point (a dot a pen
     wide on the baseline) after that digit (0 the first; -1: before the first, ".5"); `minus`:
-    a minus before them.
+    a minus before them; `comma_after`: a comma (a point with a tail below the line) after
+    that digit.
     """
     height = int(rng.integers(MIN_HEIGHT, MAX_HEIGHT + 1))
     slant = rng.uniform(-0.25, 0.25)
     inks = [digit_ink(d, round(height * rng.uniform(0.85, 1.1)), slant) for d in digits]
     gaps = [round(rng.uniform(0.04, 0.4) * height) + 1 for _ in inks[1:]]
-    if point_after is not None and point_after >= 0:
-        gaps[point_after] = max(gaps[point_after], round(POINT_GAP * height))
+    for after in (point_after, comma_after):
+        if after is not None and after >= 0:
+            gaps[after] = max(gaps[after], round(POINT_GAP * height))
     bar = round(height * rng.uniform(*MINUS_LENGTH)) if minus else 0
     before = bar + round(rng.uniform(*MINUS_GAPS) * height) if minus else 0
     before += round(POINT_GAP * height) if point_after == -1 else 0
@@ -179,8 +191,9 @@ def number_picture(
         spans.append((left, left + ink.shape[1]))
         rows.append((top, top + ink.shape[0]))
         left += ink.shape[1] + (gaps[n] if n < len(gaps) else 0)
-    if point_after is not None or minus:
-        draw_marks(darkness, spans, rows, (bar, margin if minus else None, point_after), rng)
+    if point_after is not None or minus or comma_after is not None:
+        marks = (bar, margin if minus else None, point_after, comma_after)
+        draw_marks(darkness, spans, rows, marks, rng)
     paper = np.zeros_like(darkness)
     if background in ("ruled", "squared"):
         rule(paper, rng, height, across=False)
@@ -472,6 +485,39 @@ def test_a_point_before_the_first_digit_is_noted_not_dropped_silently(reader, mn
     assert noted >= 0.85 * LEADING_POINTS
 
 
+COMMAS = 60
+COMMA_SEED = 20261206
+
+
+def comma_numbers(mnist, count: int, seed: int):
+    """(picture, the number it shows) for `count` numbers of 2 to 4 digits with a comma after
+    one of them but the last ("3,14", "1,000"), on every background."""
+    rng = np.random.default_rng(seed)
+    for n in range(count):
+        chosen = list(rng.choice(len(mnist.x_test), int(rng.integers(2, 5)), replace=False))
+        after = int(rng.integers(0, len(chosen) - 1))
+        digits = [mnist.x_test[i] for i in chosen]
+        background = BACKGROUNDS[n % len(BACKGROUNDS)]
+        picture, _ = number_picture(digits, background, rng, comma_after=after)
+        number = "".join(str(mnist.y_test[i]) for i in chosen)
+        yield as_file(picture, rng), number[: after + 1] + "," + number[after + 1 :]
+
+
+@pytest.mark.slow
+def test_a_comma_between_digits_is_read_as_written(reader, mnist):
+    # Taken for a digit, a comma made "7,21" read 7921: a number silently wrong.
+    read = [reading_or_none(reader, image) for image, _ in comma_numbers(mnist, COMMAS, COMMA_SEED)]
+    wanted = [number for _, number in comma_numbers(mnist, COMMAS, COMMA_SEED)]
+    right = sum(got == want for got, want in zip(read, wanted, strict=True))
+    longer = sum(
+        len(re.sub(r"\D", "", got)) > len(re.sub(r"\D", "", want))
+        for got, want in zip(read, wanted, strict=True)
+    )
+    print(f"\n{right} of {COMMAS} numbers with a comma read right, {longer} with a digit too many")
+    assert right >= 0.85 * COMMAS
+    assert longer <= 0.05 * COMMAS
+
+
 @pytest.fixture(scope="module")
 def model(committed_model_path):
     """The committed model, loaded once for this file."""
@@ -655,6 +701,35 @@ def test_a_dot_between_digits_is_a_point_a_colon_is_noted(reader, mnist, dots, n
     reading = reader.read(seven_two_with_dots(mnist, dots))
     assert reading.number == number
     assert any("may be a colon" in note for note in reading.notes) == (len(dots) > 1)
+
+
+# Two digits 40 px tall on a baseline at row 50, a pen 4 px wide, and marks between them.
+DIGIT_BOXES = [(10, 10, 35, 50), (50, 10, 75, 50)]
+
+
+@pytest.mark.parametrize(
+    ("box", "comma"),
+    [
+        ((40, 46, 46, 60), True),  # a head on the line, a tail below it
+        ((39, 44, 47, 58), True),  # leaning, as wide as tall
+        ((40, 46, 46, 50), False),  # a point: on the line, not below it
+        ((40, 48, 47, 55), False),  # a point drawn low: round, under two pens tall
+        ((42, 44, 43, 60), False),  # a hairline, a piece of an erased rule
+        ((40, 20, 46, 34), False),  # high up, between the digits' middles
+        ((80, 46, 86, 60), False),  # after the last digit
+    ],
+)
+def test_a_comma_is_a_mark_with_a_tail_below_the_line_between_digits(box, comma):
+    assert is_comma(box, DIGIT_BOXES, 40.0, pen=4.0) == comma
+
+
+def test_a_comma_between_two_drawn_digits_is_read_as_written(reader, mnist):
+    page = np.asarray(paper_with([mnist.x_test[0], mnist.x_test[1]], [(30, 70), (30, 150)])).copy()
+    rows, columns = np.ogrid[: page.shape[0], : page.shape[1]]
+    head = (rows - 72) ** 2 + (columns - 134) ** 2 <= 9
+    tail = (rows >= 72) & (rows <= 84) & (np.abs(columns - (136 - (rows - 72) * 0.4)) <= 1.5)
+    page[head | tail] = 0
+    assert reader.read(Image.fromarray(page)).number == "7,2"
 
 
 def test_the_digit_height_leaves_out_flat_components_unless_all_are():
