@@ -80,11 +80,14 @@ LINE_GAP = 7  # ... and broken by gaps shorter than this (pixels): a faint rule 
 # ... and it is a line when its ink across is at most this share of the pen's: printed rules
 # are faint hairlines next to a pen, a 1 or a 7's bar is as thick as the pen that drew it.
 LINE_THIN = 0.5
-# A run from one side of the picture to the other (within OFF_THE_EDGE pixels) runs off the
-# paper as a rule does and a stroke does not, so up to LINE_THIN_THROUGH of the pen's ink across
-# is a line: a notebook's margin rule, printed darker than its hairlines, next to a thin pen.
+# A run from one side of the picture to the other (within OFF_THE_EDGE pixels), where the rest
+# of the ink keeps CLEAR_OF_EDGES of the picture clear at both those sides, runs off the paper
+# as a rule does and the writing does not, so up to LINE_THIN_THROUGH of the pen's ink across
+# is a line: a notebook's margin rule beside digits drawn with a thin pen. (A 1 in a picture
+# cropped tight runs from side to side too, but so does the writing beside it.)
 LINE_THIN_THROUGH = 0.75
 OFF_THE_EDGE = 2
+CLEAR_OF_EDGES = 0.1
 PEN_PERCENTILE = 90  # the pen's strong ink: its soft edges are not what the pen laid down
 BARE_PERCENTILE = 25  # a rule's width is measured in its thinnest quarter, where no digit is
 LINE_MARGIN = 2  # ink this many pixels thicker than a line, across it, is a stroke crossing it
@@ -549,9 +552,12 @@ def labelled(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, stats
 
 
-def thin_lines(runs: np.ndarray, ink: np.ndarray, pen: float) -> tuple[np.ndarray, float]:
+def thin_lines(
+    runs: np.ndarray, ink: np.ndarray, pen: float, off_paper: bool = False
+) -> tuple[np.ndarray, float]:
     """The horizontal runs (uint8 (H, W)) with less ink across them than LINE_THIN of the pen,
-    or LINE_THIN_THROUGH for a run from one side of the picture to the other.
+    or, where `off_paper` (the writing is clear of the left and right sides), LINE_THIN_THROUGH
+    for a run from one of those sides to the other.
 
     Ink across is the ink (float (H, W) in [0, 1]) summed across the run: a ruling is faint
     and thin, so a pale, blurred rule still counts as thin. Also returns the widest line's
@@ -568,7 +574,8 @@ def thin_lines(runs: np.ndarray, ink: np.ndarray, pen: float) -> tuple[np.ndarra
     for label, (left, top, width, height, _) in enumerate(stats[1:], start=1):
         box = np.s_[top : top + height, left : left + width]
         mass, across = across_run(labels[box] == label, ink[box])
-        through = left <= OFF_THE_EDGE and left + width >= runs.shape[1] - OFF_THE_EDGE
+        ends = left <= OFF_THE_EDGE and left + width >= runs.shape[1] - OFF_THE_EDGE
+        through = off_paper and ends
         if mass <= (LINE_THIN_THROUGH if through else LINE_THIN) * pen:
             keep.append(label)
             widest = max(widest, across)
@@ -578,10 +585,11 @@ def thin_lines(runs: np.ndarray, ink: np.ndarray, pen: float) -> tuple[np.ndarra
 
 
 def erase_level_lines(
-    mask: np.ndarray, runs: np.ndarray, ink: np.ndarray, pen: float
+    mask: np.ndarray, runs: np.ndarray, ink: np.ndarray, pen: float, off_paper: bool = False
 ) -> np.ndarray:
-    """Remove the thin horizontal lines among `runs` from `mask`, keeping strokes across them."""
-    lines, width = thin_lines(runs, ink, pen)
+    """Remove the thin horizontal lines among `runs` from `mask`, keeping strokes across them
+    (`off_paper` as thin_lines takes it)."""
+    lines, width = thin_lines(runs, ink, pen, off_paper)
     if width == 0.0:
         return mask
     # Ink thicker than a line across it (a stroke crossing, or lying along, the line) stays.
@@ -611,7 +619,7 @@ def erase_lines(ink: np.ndarray) -> np.ndarray:
     # soft-edged as it may be) is not.
     pen = stroke_width(rest) * float(np.percentile(ink[rest], PEN_PERCENTILE))
     if level.any():
-        erased = erase_level_lines(mask, level, ink, pen)
+        erased = erase_level_lines(mask, level, ink, pen, clear_of_edges(rest))
         if upright.any() and erased is not mask:
             # On squared paper the rules across a digit lengthen its columns into upright
             # runs, which join the upright rules beside it into one thick "stroke" that
@@ -620,8 +628,16 @@ def erase_lines(ink: np.ndarray) -> np.ndarray:
         mask = erased
     if not upright.any():
         return mask
-    flipped = erase_level_lines(mask.T.copy(), upright.T.copy(), ink.T.copy(), pen)
+    off_paper = clear_of_edges(rest.T)
+    flipped = erase_level_lines(mask.T.copy(), upright.T.copy(), ink.T.copy(), pen, off_paper)
     return flipped.T.copy()
+
+
+def clear_of_edges(writing: np.ndarray) -> bool:
+    """Whether bool (H, W) ink keeps CLEAR_OF_EDGES of the width clear at the left and right."""
+    (columns,) = np.nonzero(writing.any(axis=0))
+    margin = CLEAR_OF_EDGES * writing.shape[1]
+    return len(columns) > 0 and columns[0] >= margin and columns[-1] < writing.shape[1] - margin
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -738,9 +754,10 @@ def is_comma(
     height: float,
     pen: float = 0.0,
 ) -> bool:
-    """Whether a mark's box is a comma (COMMA_TALL, COMMA_LONG, COMMA_TOP, COMMA_BELOW) between
-    the last of the `digits`' boxes to start left of its middle and the first to start right of
-    it, at least POINT_SIZE[0] times the `pen` wide and COMMA_PENS times it tall. Boxes are
+    """Whether a mark's box is a comma (COMMA_TALL, COMMA_LONG, COMMA_TOP, COMMA_BELOW) in the
+    gap between two of the `digits`' boxes, its middle right of the last to start left of it
+    and left of the first to start right of it, at least POINT_SIZE[0] times the `pen` wide and
+    COMMA_PENS times it tall (`pen` 0: its shape alone, before the pen is known). Boxes are
     (left, top, right, bottom), the digit `height` and the pen width in work pixels."""
     middle, tall, wide = (box[0] + box[2]) / 2, box[3] - box[1], box[2] - box[0]
     before = [digit for digit in digits if digit[0] < middle]
@@ -749,8 +766,11 @@ def is_comma(
         return False
     left, right = max(before), min(after)
     baseline = (left[3] + right[3]) / 2
+    # Within a digit's columns, a piece that came apart from it (a 1's foot, a 7's stem) has a
+    # comma's shape as often.
     return (
-        COMMA_TALL[0] * height <= tall <= COMMA_TALL[1] * height
+        left[2] <= middle
+        and COMMA_TALL[0] * height <= tall <= COMMA_TALL[1] * height
         and POINT_SIZE[0] * pen <= wide <= tall / COMMA_LONG
         and tall >= COMMA_PENS * pen
         and abs(box[1] - baseline) <= COMMA_TOP * height
@@ -1518,10 +1538,10 @@ def symbols(
     (text, box at the work size), and notes on marks where a point or a minus may be dirt."""
     if not parts or not little:
         return [], []
-    pen = pen_width(parts)
+    pen, boxes = pen_width(parts), [part.box for part in parts]
     found, notes, points, separators = [], [], [], []
     for box in little:
-        if is_comma(box, [part.box for part in parts], height, pen):
+        if is_comma(box, boxes, height, pen):
             separators.append((",", box))
             continue
         if is_minus(box, parts[0], height, pen):
@@ -1534,6 +1554,10 @@ def symbols(
         width, thick = box[2] - box[0], box[3] - box[1]
         longer = max(width, thick)
         if after is None or longer > ROUND * min(width, thick):
+            if is_comma(box, boxes, height):  # kept out of the digits for its shape alone
+                middle = (box[0] + box[2]) / 2
+                at = next(n for n, part in enumerate(parts) if part.box[0] > middle)
+                notes.append(f"a mark {place(at)} may be a comma or a speck: read without it")
             continue
         sized = POINT_SIZE[0] * pen <= longer <= POINT_SIZE[1] * pen
         if sized and after > 0:
