@@ -684,13 +684,13 @@ def test_a_short_thick_dash_before_a_digit_is_noted_a_long_one_read_as_minus(
     assert any("may be a minus sign" in note for note in reading.notes) == noted
 
 
-def seven_two_with_dots(mnist, dots: tuple[int, ...]) -> Image.Image:
-    """A 7 and a 2 (MNIST test digits 0 and 1) on white paper, a dot a pen wide between them
-    at each of the rows `dots` (74: on their baseline)."""
+def seven_two_with_dots(mnist, dots: tuple[int, ...], grey: int = 0) -> Image.Image:
+    """A 7 and a 2 (MNIST test digits 0 and 1) on white paper, a dot a pen wide and `grey`
+    (0: black, as the digits) between them at each of the rows `dots` (74: on their baseline)."""
     page = np.asarray(paper_with([mnist.x_test[0], mnist.x_test[1]], [(30, 70), (30, 140)])).copy()
     rows, columns = np.ogrid[: page.shape[0], : page.shape[1]]
     for row in dots:
-        page[(rows - row) ** 2 + (columns - 133) ** 2 <= 12] = 0
+        page[(rows - row) ** 2 + (columns - 133) ** 2 <= 12] = grey
     return Image.fromarray(page)
 
 
@@ -731,6 +731,16 @@ def test_a_comma_between_two_drawn_digits_is_read_as_written(reader, mnist):
     tail = (rows >= 72) & (rows <= 84) & (np.abs(columns - (136 - (rows - 72) * 0.4)) <= 1.5)
     page[head | tail] = 0
     assert reader.read(Image.fromarray(page)).number == "7,2"
+
+
+@pytest.mark.parametrize(("grey", "number"), [(60, "7.2"), (150, "72")])
+def test_a_point_is_as_dark_as_the_digits_a_faint_speck_is_noted(reader, mnist, grey, number):
+    # Dust in a point's place read as one made a number ten or a hundred times too small.
+    reading = reader.read(seven_two_with_dots(mnist, (74,), grey))
+    assert reading.number == number
+    assert any("may be a decimal point or a speck" in note for note in reading.notes) == (
+        number == "72"
+    )
 
 
 def test_the_digit_height_leaves_out_flat_components_unless_all_are():
