@@ -754,43 +754,49 @@ def dots(stats: np.ndarray, height: float) -> np.ndarray:
     return (longer <= DOT * height) & (longer <= ROUND * shorter) & ~under.any(axis=1)
 
 
-def is_comma(
-    box: tuple[int, int, int, int],
-    digits: list[tuple[int, int, int, int]],
-    height: float,
-    pen: float = 0.0,
-) -> bool:
-    """Whether a mark's box is a comma (COMMA_TALL, COMMA_LONG, COMMA_TOP, COMMA_BELOW) in the
-    gap between two of the `digits`' boxes, its middle right of the last to start left of it
-    and left of the first to start right of it, at least POINT_SIZE[0] times the `pen` wide and
-    COMMA_PENS times it tall (`pen` 0: its shape alone, before the pen is known). Boxes are
-    (left, top, right, bottom), the digit `height` and the pen width in work pixels."""
-    middle, tall, wide = (box[0] + box[2]) / 2, box[3] - box[1], box[2] - box[0]
-    before = [digit for digit in digits if digit[0] < middle]
-    after = [digit for digit in digits if digit[0] > middle]
-    if not before or not after:
-        return False
-    left, right = max(before), min(after)
-    baseline = (left[3] + right[3]) / 2
+def commas_among(
+    boxes: np.ndarray, digits: np.ndarray, height: float, pen: float = 0.0
+) -> np.ndarray:
+    """bool (N,): which marks' boxes int (N, 4) are commas (COMMA_TALL, COMMA_LONG, COMMA_TOP,
+    COMMA_BELOW) in the gap between two of the digits' boxes int (D, 4), their middle right of
+    the last digit to start left of it and left of the first to start right of it, at least
+    POINT_SIZE[0] times the `pen` wide and COMMA_PENS times it tall (`pen` 0: their shape
+    alone, before the pen is known). Boxes are (left, top, right, bottom), the digit `height`
+    and the pen width in work pixels."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    digits = np.asarray(digits, np.float64).reshape(-1, 4)
+    if len(boxes) == 0 or len(digits) == 0:
+        return np.zeros(len(boxes), bool)
+    digits = digits[np.lexsort(digits.T[::-1])]  # by left edge (then top, right, bottom)
+    middle = (boxes[:, 0] + boxes[:, 2]) / 2
+    before = np.searchsorted(digits[:, 0], middle, side="left") - 1
+    after = np.searchsorted(digits[:, 0], middle, side="right")
+    between = (before >= 0) & (after < len(digits))
+    left, right = digits[np.maximum(before, 0)], digits[np.minimum(after, len(digits) - 1)]
+    baseline = (left[:, 3] + right[:, 3]) / 2
+    tall, wide = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
     # Within a digit's columns, a piece that came apart from it (a 1's foot, a 7's stem) has a
     # comma's shape as often.
     return (
-        left[2] <= middle
-        and COMMA_TALL[0] * height <= tall <= COMMA_TALL[1] * height
-        and POINT_SIZE[0] * pen <= wide <= tall / COMMA_LONG
-        and tall >= COMMA_PENS * pen
-        and abs(box[1] - baseline) <= COMMA_TOP * height
-        and box[3] - baseline >= COMMA_BELOW * height
+        between
+        & (left[:, 2] <= middle)
+        & (COMMA_TALL[0] * height <= tall)
+        & (tall <= COMMA_TALL[1] * height)
+        & (POINT_SIZE[0] * pen <= wide)
+        & (wide <= tall / COMMA_LONG)
+        & (tall >= COMMA_PENS * pen)
+        & (np.abs(boxes[:, 1] - baseline) <= COMMA_TOP * height)
+        & (boxes[:, 3] - baseline >= COMMA_BELOW * height)
     )
 
 
 def commas(stats: np.ndarray, height: float) -> np.ndarray:
-    """bool (N,): components (rows of `stats`) that may be commas (`is_comma`, whatever their
-    width) between components taller than a comma can be, kept out of the digits' grouping as
-    `dots` are; `symbols` tells a comma from a hairline."""
-    boxes = [bounding_box(row[np.newaxis]) for row in stats]
-    digits = [box for box in boxes if box[3] - box[1] > COMMA_TALL[1] * height]
-    return np.array([is_comma(box, digits, height) for box in boxes], bool)
+    """bool (N,): components (rows of `stats`) that may be commas (`commas_among`, whatever
+    their width) between components taller than a comma can be, kept out of the digits'
+    grouping as `dots` are; `symbols` tells a comma from a hairline."""
+    boxes = np.column_stack([stats[:, 1], stats[:, 2], stats[:, 1:3] + stats[:, 3:5]])
+    digits = boxes[stats[:, 4] > COMMA_TALL[1] * height]
+    return commas_among(boxes, digits, height)
 
 
 def same_digit(a: np.ndarray, b: np.ndarray, height: float) -> bool:
@@ -1548,9 +1554,11 @@ def symbols(
     pen, boxes = pen_width(parts), [part.box for part in parts]
     digits_ink = np.concatenate([part.own_ink(ink)[part.own] for part in parts])
     strong = float(np.percentile(digits_ink, PEN_PERCENTILE))
+    comma = commas_among(np.array(little), np.array(boxes), height, pen)
+    comma_shaped = commas_among(np.array(little), np.array(boxes), height)
     found, notes, points, separators = [], [], [], []
-    for box in little:
-        if is_comma(box, boxes, height, pen):
+    for n, box in enumerate(little):
+        if comma[n]:
             separators.append((",", box))
             continue
         if is_minus(box, parts[0], height, pen):
@@ -1563,7 +1571,7 @@ def symbols(
         width, thick = box[2] - box[0], box[3] - box[1]
         longer = max(width, thick)
         if after is None or longer > ROUND * min(width, thick):
-            if is_comma(box, boxes, height):  # kept out of the digits for its shape alone
+            if comma_shaped[n]:  # kept out of the digits for its shape alone
                 middle = (box[0] + box[2]) / 2
                 at = next(n for n, part in enumerate(parts) if part.box[0] > middle)
                 notes.append(f"a mark {place(at)} may be a comma or a speck: read without it")

@@ -25,12 +25,12 @@ from mnist_cnn.segment import (
     Part,
     Pieces,
     candidate_digits,
+    commas_among,
     could_hold_a_run,
     cuts,
     digit_height,
     erase_lines,
     find_digits,
-    is_comma,
     labelled,
     straight_runs,
     without_lit_paper,
@@ -721,7 +721,7 @@ DIGIT_BOXES = [(10, 10, 35, 50), (50, 10, 75, 50)]
     ],
 )
 def test_a_comma_is_a_mark_with_a_tail_below_the_line_between_digits(box, comma):
-    assert is_comma(box, DIGIT_BOXES, 40.0, pen=4.5) == comma
+    assert commas_among(np.array([box]), np.array(DIGIT_BOXES), 40.0, pen=4.5)[0] == comma
 
 
 def test_a_comma_between_two_drawn_digits_is_read_as_written(reader, mnist):
