@@ -1573,7 +1573,7 @@ def symbols(
         if after is None or longer > ROUND * min(width, thick):
             if comma_shaped[n]:  # kept out of the digits for its shape alone
                 middle = (box[0] + box[2]) / 2
-                at = next(n for n, part in enumerate(parts) if part.box[0] > middle)
+                at = next(k for k, part in enumerate(parts) if part.box[0] > middle)
                 notes.append(f"a mark {place(at)} may be a comma or a speck: read without it")
             continue
         sized = POINT_SIZE[0] * pen <= longer <= POINT_SIZE[1] * pen
