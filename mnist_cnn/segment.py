@@ -1479,12 +1479,19 @@ def pen_width(parts: list[Part]) -> float:
     return float(np.average(widths, weights=weights))
 
 
+def digit_after(box: tuple[int, int, int, int], parts: list[Part]) -> int | None:
+    """The index of the first of `parts` (left to right) to start right of a mark's middle,
+    or None when none does."""
+    middle = (box[0] + box[2]) / 2
+    return next((n for n, part in enumerate(parts) if part.box[0] > middle), None)
+
+
 def point_between(box: tuple[int, int, int, int], parts: list[Part], height: float) -> int | None:
     """The index of the digit after a mark's box when it lies between two digits with its
     bottom on theirs (within BASELINE), or just before the first (LEADING_GAP) with its bottom
     on that digit's (0), else None."""
     middle = (box[0] + box[2]) / 2
-    after = next((n for n, part in enumerate(parts) if part.box[0] > middle), None)
+    after = digit_after(box, parts)
     if after is None:
         return None
     later, slack = parts[after].box, BASELINE * height
@@ -1572,9 +1579,8 @@ def symbols(
         longer = max(width, thick)
         if after is None or longer > ROUND * min(width, thick):
             if comma_shaped[n]:  # kept out of the digits for its shape alone
-                middle = (box[0] + box[2]) / 2
-                at = next(k for k, part in enumerate(parts) if part.box[0] > middle)
-                notes.append(f"a mark {place(at)} may be a comma or a speck: read without it")
+                at = place(digit_after(box, parts))
+                notes.append(f"a mark {at} may be a comma or a speck: read without it")
             continue
         sized = POINT_SIZE[0] * pen <= longer <= POINT_SIZE[1] * pen
         dark = float(ink[box[1] : box[3], box[0] : box[2]].max()) >= POINT_INK * strong

@@ -506,8 +506,8 @@ def comma_numbers(mnist, count: int, seed: int):
 @pytest.mark.slow
 def test_a_comma_between_digits_is_read_as_written(reader, mnist):
     # Taken for a digit, a comma made "7,21" read 7921: a number silently wrong.
-    read = [reading_or_none(reader, image) for image, _ in comma_numbers(mnist, COMMAS, COMMA_SEED)]
-    wanted = [number for _, number in comma_numbers(mnist, COMMAS, COMMA_SEED)]
+    pictures, wanted = zip(*comma_numbers(mnist, COMMAS, COMMA_SEED), strict=True)
+    read = [reading_or_none(reader, image) for image in pictures]
     right = sum(got == want for got, want in zip(read, wanted, strict=True))
     longer = sum(
         len(re.sub(r"\D", "", got)) > len(re.sub(r"\D", "", want))
