@@ -171,6 +171,18 @@ def test_two_touching_ones_are_a_pair_where_their_sides_stand_apart():
     assert sides is not None and [side.height for side in sides] == [40, 40]
 
 
+@pytest.mark.parametrize(("start", "split"), [(12, True), (20, False)])
+def test_two_touching_ones_may_differ_in_height_by_a_third(start, split):
+    own = np.zeros((40, 24), bool)
+    own[:, 3:7] = True
+    own[start:, 15:19] = True  # the second 1 is 0.7 (0.5) of the first's height
+    own[24:27, 7:15] = True  # where they touch
+    sides = pair_of(Part(own, (0, 0, 24, 40)), said_as(11), 0.999, narrow=True, digit=1)
+    assert (sides is not None) == split
+    if split:
+        assert sorted(side.height for side in sides) == [40 - start, 40]
+
+
 def test_a_0_with_a_lead_in_or_a_stroke_inside_is_not_split_as_10():
     lead_in = ring(np.zeros((40, 34), bool), (20, 20), (11, 18))
     lead_in[30:38, 2:5] = True  # a short stroke into the ring from below, left
