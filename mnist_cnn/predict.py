@@ -4,12 +4,13 @@ not-a-digit statistics, loaded together."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from mnist_cnn import ood
-from mnist_cnn.config import reading_model_path
+from mnist_cnn.config import reading_model_path, shipped_model_path
 from mnist_cnn.engine import Engine, OnnxEngine, load_default_engine, load_engine, stale_export
 
 
@@ -63,6 +64,18 @@ def load_classifier(
         return Classifier(engine), notes
     stats, line = ood.load_stats(engine.path, engine.model_sha256())
     return Classifier(engine, stats), [*notes, line] if stats is None else notes
+
+
+@cache
+def shipped_classifier(model: str) -> Classifier | None:
+    """The shipped model of an architecture ("cnn" or "strong") with its not-a-digit verdict,
+    on its ONNX export (no TensorFlow), loaded once; None where that export or its statistics
+    are not shipped."""
+    path = shipped_model_path(model).with_suffix(".onnx")
+    if not path.is_file():
+        return None
+    classifier, _ = load_classifier(path)
+    return classifier if classifier.stats is not None else None
 
 
 def top_k(probs: np.ndarray, k: int) -> list:

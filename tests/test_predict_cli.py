@@ -16,15 +16,19 @@ from PIL import Image, ImageOps
 
 from mnist_cnn import engine as engine_module
 from mnist_cnn.commands.read import format_text, main, unique_png_names
+from mnist_cnn.config import shipped_model_path
 from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import run_cli
+from mnist_cnn.ood import OodStats
 from mnist_cnn.predict import Classifier, load_classifier, top_k
 from mnist_cnn.reader import (
     PICTURES_AT_ONCE,
     DigitReading,
     Reader,
     Reading,
+    read_at_ends,
     read_in_line,
+    refused_at_ends,
     refused_notes,
 )
 from mnist_cnn.segment import Symbol
@@ -158,6 +162,51 @@ def test_a_refused_piece_at_an_end_unsure_or_out_of_the_line_is_left_out():
     for box in ((10, 0, 18, 5), (10, 0, 18, 20), (10, 12, 18, 22), (2, 0, 6, 10)):
         digits, notes = read_in_line([seven, dataclasses.replace(four, box=box), other])
         assert notes == [] and not digits[1].is_digit
+
+
+class ReadsEveryPictureAs:
+    """An engine that gives every picture the one probability row `row`."""
+
+    def __init__(self, row: list[float]):
+        self.row = np.asarray(row, np.float32)
+
+    def predict(self, digits: np.ndarray) -> np.ndarray:
+        return np.tile(self.row, (len(digits), 1))
+
+
+def test_a_refused_piece_at_an_end_is_read_where_a_second_model_judges_it_a_digit():
+    flat = [0.1] * 10
+    run = reading_of(FOUR, SEVEN, SEVEN, FOUR, flat, verdicts=(False, True, True, False, False))
+    ends = refused_at_ends(run.digits)
+    assert ends == [0, 3]  # the flat piece is no digit's likeliest reading: not asked
+    sure = Classifier(ReadsEveryPictureAs(FOUR), OodStats(threshold=0.1, model_sha256=""))
+    digits, notes = read_at_ends(run.digits, ends, sure, "second")
+    assert Reading("a.png", digits, (50, 10)).number == "4774"
+    assert notes == [
+        "a piece before the first digit reads most like 4 (92.5%) and was judged not a digit, "
+        "but is of the digits' size and second reads it as 4 (92.5%), a digit: read as 4",
+        "a piece after the last digit reads most like 4 (92.5%) and was judged not a digit, "
+        "but is of the digits' size and second reads it as 4 (92.5%), a digit: read as 4",
+    ]
+    assert len(refused_notes(digits)) == 1  # the flat piece, still left out with its note
+    unsure = Classifier(ReadsEveryPictureAs(FOUR), OodStats(threshold=0.05, model_sha256=""))
+    digits, notes = read_at_ends(run.digits, ends, unsure, "second")
+    assert notes == [] and Reading("a.png", digits, (50, 10)).number == "77"
+    # short, tall or below the line: not of the digits' size; nor with no digit accepted
+    four, *rest = run.digits
+    for box in ((0, 0, 8, 5), (0, 0, 8, 20), (0, 12, 8, 22)):
+        assert refused_at_ends([dataclasses.replace(four, box=box), *rest]) == [3]
+    assert refused_at_ends(reading_of(FOUR, SEVEN, verdicts=(False, False)).digits) == []
+
+
+MODELS = ("cnn", "strong")
+
+
+def test_the_second_opinion_is_the_shipped_strong_model_unless_it_reads_already():
+    cnn, strong = (Reader(shipped_model_path(model).with_suffix(".onnx")) for model in MODELS)
+    assert cnn.second_classifier().engine.path == strong.model_path
+    assert strong.second_classifier() is None
+    assert Reader.from_classifier(cnn.classifier, second_opinion=False).second_classifier() is None
 
 
 def test_text_and_json_formats():

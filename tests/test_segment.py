@@ -15,9 +15,9 @@ from test_preprocess import SEED as PERSON_SEED
 
 from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import NoDigitFoundError, UserError
-from mnist_cnn.predict import load_classifier
+from mnist_cnn.predict import load_classifier, shipped_classifier
 from mnist_cnn.preprocess import open_image, to_mnist
-from mnist_cnn.reader import Reader
+from mnist_cnn.reader import IN_LINE_CONFIDENCE, SECOND_OPINION, Reader, refused_at_ends
 from mnist_cnn.segment import (
     LINE_GAP,
     MAX_CANDIDATES,
@@ -983,6 +983,38 @@ def test_digits_cropped_tight_against_a_side_are_read_not_taken_for_edge_light(r
     assert (
         np.mean([number == str(label) for number, label in zip(read, labels, strict=True)]) >= 0.96
     )
+
+
+def test_a_digit_refused_at_a_numbers_end_is_read_where_the_second_model_judges_it_one(
+    reader, mnist
+):
+    # MNIST test digits the digit model refuses yet reads IN_LINE_CONFIDENCE sure, and the
+    # strong model accepts, each written after two digits the digit model is sure of.
+    digits, labels = mnist.x_test[:5000], mnist.y_test[:5000]
+    said = reader.classifier.classify(digits)
+    strong = shipped_classifier(SECOND_OPINION)
+    sure = np.flatnonzero(said.probabilities.max(axis=1) > 0.9999)[:2]
+    confidence = said.probabilities.max(axis=1)
+    refused = ~said.is_digit & (confidence >= IN_LINE_CONFIDENCE)
+    doubted = np.flatnonzero(refused & strong.classify(digits).is_digit)
+    alone = Reader.from_classifier(reader.classifier, second_opinion=False)
+    first = "".join(str(labels[n]) for n in sure)
+    taken = 0
+    for n in doubted[:12]:
+        page = paper_with([digits[k] for k in (*sure, n)], [(30, 10), (30, 80), (30, 170)])
+        before = alone.read(page)
+        if before.number != first or refused_at_ends(before.digits) != [2]:
+            continue  # read otherwise, or not of the digits' size: not the case in question
+        # What the strong model says of the piece as the picture gives it, not as MNIST does.
+        (verdict,) = strong.classify(before.digits[2].image[np.newaxis]).is_digit
+        reading = reader.read(page)
+        if verdict:
+            taken += 1
+            assert reading.number == first + str(reading.digits[2].digit)
+            assert any("mnist_cnn_strong reads it as" in note for note in reading.notes)
+        else:
+            assert reading.number == first and reading.notes == before.notes
+    assert taken >= 3
 
 
 def test_a_piece_resegmentation_made_is_read_as_it_was_scored(mnist):
