@@ -12,6 +12,7 @@ import numpy as np
 from mnist_cnn import ood
 from mnist_cnn.config import reading_model_path, shipped_model_path
 from mnist_cnn.engine import Engine, OnnxEngine, load_default_engine, load_engine, stale_export
+from mnist_cnn.errors import UserError
 
 
 @dataclass
@@ -70,11 +71,14 @@ def load_classifier(
 def shipped_classifier(model: str) -> Classifier | None:
     """The shipped model of an architecture ("cnn" or "strong") with its not-a-digit verdict,
     on its ONNX export (no TensorFlow), loaded once; None where that export or its statistics
-    are not shipped."""
+    are not shipped or cannot be loaded (a damaged installation reads without it)."""
     path = shipped_model_path(model).with_suffix(".onnx")
     if not path.is_file():
         return None
-    classifier, _ = load_classifier(path)
+    try:
+        classifier, _ = load_classifier(path)
+    except UserError:
+        return None
     return classifier if classifier.stats is not None else None
 
 

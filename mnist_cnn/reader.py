@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from itertools import takewhile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from mnist_cnn.config import MODEL_STEMS
 from mnist_cnn.data import IMAGE_SIZE
 from mnist_cnn.engine import engine_name
 from mnist_cnn.errors import SeveralLinesError, UnreadableImageError, UserError
@@ -58,20 +58,22 @@ DECIMALS = 6  # probabilities and scores in JSON: finer than any float32 differe
 # or more (a non-digit's outlier-exposure target is 0.1 for every digit). The verdict's
 # threshold is fitted on digits alone and refuses 0.7% of them; among digits, a mark of a
 # digit's size is most often one of them, and one dropped from inside a number changes its
-# value tenfold. Not at either end, where a unit or a letter ("12kg", "A12") stands. Chosen
-# on choosing data (docs/reading.md).
+# value tenfold. Not so at either end, where a unit or a letter ("12kg", "A12") stands: there
+# SECOND_OPINION_MODEL decides (below). Chosen on choosing data (docs/reading.md).
 IN_LINE_HEIGHT = (0.75, 1.3)
 IN_LINE_BAND = 0.5
 IN_LINE_CONFIDENCE = 0.3
-# One refused at either end of the number, where a unit or a letter stands, is read as a digit
-# only where it is of the digits' size in their line as well (one accepted digit is enough)
-# and a second model, trained apart, judges it a digit too: the shipped model SECOND_OPINION.
-# A poorly written digit at a number's end is what the verdict most often drops from a number
-# (7 of the 10 numbers of 1,000 read a digit short or long), and two models trained apart
-# seldom both take a letter for a digit. (On the choosing data: 1,829 of 1,900 numbers read
-# right against 1,821; of the 969 numbers with a letter or a unit at one end, 696 read as
-# their digits alone against 713; docs/reading.md.)
-SECOND_OPINION = "strong"
+# A refused candidate at either end of the number, where a unit or a letter may stand, is
+# asked of a second model, the shipped SECOND_OPINION_MODEL (a two-stage classifier: a
+# second model reviews the first's rejections), where it meets IN_LINE_HEIGHT, IN_LINE_BAND
+# and IN_LINE_CONFIDENCE beside the accepted digits (one is enough), and read as that model
+# reads it where its own verdict accepts it. A poorly written digit at an end is the digit
+# the verdict most often drops from a number: of 1,000 choosing numbers, 7 of the 10 read a
+# digit short or long. Of the refused end pieces there, the strong model's verdict takes 10
+# of the 14 digits and 42 of the 755 letters, the default model's confidence at 0.5 9 and
+# 129. (1,829 of 1,900 numbers read right against 1,821; of the 969 numbers with a letter
+# or a unit at one end, 696 read as their digits alone against 713; docs/reading.md.)
+SECOND_OPINION_MODEL = "strong"
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ class DigitReading:
 
     `probabilities` is float32 (10,); `box` is (left, top, right, bottom) in the picture's
     pixels; `image` is the uint8 (28, 28) the model saw (light ink on black); `ood_score` is
-    the out-of-distribution score that `is_digit` thresholds (ood.py).
+    the out-of-distribution score that `is_digit` thresholds (ood.py). For a piece a second
+    model read (`read_at_ends`, with a note) all but `box` and `image` are that model's.
     """
 
     digit: int
@@ -226,11 +229,9 @@ def whole_wins(result: Reading | SeveralLinesError, whole: DigitReading) -> bool
 
 
 def of_their_size(candidate: DigitReading, accepted: Sequence[DigitReading]) -> bool:
-    """Whether a `candidate` is as a digit of the `accepted` digits' line (at least one) would
-    be: IN_LINE_HEIGHT times their median height, its middle within IN_LINE_BAND of a height
-    of their band, and its likeliest digit IN_LINE_CONFIDENCE sure."""
-    if not accepted or candidate.confidence < IN_LINE_CONFIDENCE:
-        return False
+    """Whether a `candidate`'s box is that of a digit in the `accepted` digits' line (at least
+    one): IN_LINE_HEIGHT times their median height, its middle within IN_LINE_BAND of a
+    height of their band."""
     _, top, _, bottom = candidate.box
     boxes = np.array([digit.box for digit in accepted], np.float64)
     line_top, line_bottom = np.median(boxes[:, [1, 3]], axis=0)
@@ -244,9 +245,9 @@ def of_their_size(candidate: DigitReading, accepted: Sequence[DigitReading]) -> 
 
 def stands_in_line(candidate: DigitReading, accepted: Sequence[DigitReading]) -> bool:
     """Whether a refused `candidate` stands between the `accepted` digits (at least two) as a
-    digit of their line would: its middle between theirs and in none of their boxes, and
-    `of_their_size`."""
-    if len(accepted) < 2:
+    digit of their line would: its middle between theirs and in none of their boxes,
+    `of_their_size`, and its likeliest digit IN_LINE_CONFIDENCE sure."""
+    if len(accepted) < 2 or candidate.confidence < IN_LINE_CONFIDENCE:
         return False
     centre = (candidate.box[0] + candidate.box[2]) / 2
     boxes = np.array([digit.box for digit in accepted], np.float64)
@@ -277,47 +278,58 @@ def read_in_line(digits: Sequence[DigitReading]) -> tuple[tuple[DigitReading, ..
     return read, notes
 
 
-def refused_at_ends(digits: Sequence[DigitReading]) -> list[int]:
-    """The indices of the candidates (`digits`, left to right) refused before the first
-    accepted digit or after the last that are `of_their_size`."""
+def refused_at_ends(digits: Sequence[DigitReading]) -> tuple[list[int], list[int]]:
+    """The indices of the refused candidates (`digits`, left to right) before the first
+    accepted digit and after the last (none where none is accepted), each side from the
+    nearest outward and up to the first that is not `of_their_size` or IN_LINE_CONFIDENCE
+    sure: those a second model may be asked of."""
     accepted = [n for n, digit in enumerate(digits) if digit.is_digit]
-    return [
-        n
-        for n, digit in enumerate(digits)
-        if accepted
-        and not accepted[0] <= n <= accepted[-1]
-        and of_their_size(digit, [digits[k] for k in accepted])
-    ]
+    if not accepted:
+        return [], []
+    line = [digits[n] for n in accepted]
+
+    def may_be_digit(n: int) -> bool:
+        return digits[n].confidence >= IN_LINE_CONFIDENCE and of_their_size(digits[n], line)
+
+    before = takewhile(may_be_digit, range(accepted[0] - 1, -1, -1))
+    return list(before), list(takewhile(may_be_digit, range(accepted[-1] + 1, len(digits))))
 
 
 def read_at_ends(
-    digits: Sequence[DigitReading], ends: Sequence[int], second: Classifier, name: str
+    digits: Sequence[DigitReading], ends: tuple[list[int], list[int]], second: Classifier
 ) -> tuple[tuple[DigitReading, ...], list[str]]:
-    """`digits` (left to right) with each candidate at `ends` (refused_at_ends) that the
-    `second` classifier, the model `name`, judges a digit read as it reads it, with a note."""
-    said = second.classify(np.stack([digits[n].image for n in ends]))
+    """`digits` (left to right) with the candidates at `ends` (refused_at_ends) that the
+    `second` classifier judges digits read as it reads them (its probabilities, score and
+    verdict), each side from the nearest outward up to the first it refuses, and a note
+    for each."""
+    asked = [*ends[0], *ends[1]]
+    if not asked:
+        return tuple(digits), []
+    said = second.classify(np.stack([digits[n].image for n in asked]))
+    judged = zip(said.probabilities, said.scores, said.is_digit, strict=True)
+    verdicts = dict(zip(asked, judged, strict=True))
+    count = sum(digit.is_digit for digit in digits)
     read, notes = list(digits), []
-    accepted = [n for n, digit in enumerate(digits) if digit.is_digit]
-    for n, probabilities, score, is_digit in zip(
-        ends, said.probabilities, said.scores, said.is_digit, strict=True
-    ):
-        if not is_digit:
-            continue
-        was, digit = digits[n], int(np.argmax(probabilities))
-        read[n] = replace(
-            was,
-            digit=digit,
-            confidence=float(probabilities[digit]),
-            probabilities=probabilities,
-            is_digit=True,
-            ood_score=float(score),
-        )
-        where = place(0) if n < accepted[0] else place(len(accepted), len(accepted))
-        notes.append(
-            f"a piece {where} reads most like {was.digit} ({was.confidence:.1%}) "
-            f"and was judged not a digit, but is of the digits' size and {name} reads it as "
-            f"{digit} ({read[n].confidence:.1%}), a digit: read as {digit}"
-        )
+    for side, where in zip(ends, (place(0), place(count, count)), strict=True):
+        for n in side:
+            probabilities, score, is_digit = verdicts[n]
+            if not is_digit:
+                break
+            digit = int(np.argmax(probabilities))
+            read[n] = replace(
+                digits[n],
+                digit=digit,
+                confidence=float(probabilities[digit]),
+                probabilities=probabilities,
+                is_digit=True,
+                ood_score=float(score),
+            )
+            notes.append(
+                f"a piece {where} reads most like {digits[n].digit} ({digits[n].confidence:.1%})"
+                f" and was judged not a digit, but is of the digits' size and "
+                f"{second.engine.path.stem} reads it as {digit} ({read[n].confidence:.1%}), a "
+                f"digit: read as {digit}"
+            )
     return tuple(read), notes
 
 
@@ -361,7 +373,7 @@ class Reader:
     trained model, else the shipped one (`shipped=True`: always the shipped one), on its ONNX
     export when that is current. `accept_all` turns the not-a-digit verdict off. `pairs`
     reads a wide piece that no cut splits with the shipped pair model (pair.py), loaded at
-    the first such piece; `second_opinion` asks the shipped SECOND_OPINION model of a piece
+    the first such piece; `second_opinion` asks the shipped SECOND_OPINION_MODEL of a piece
     refused at a number's end (`read_at_ends`), loaded at the first such piece. `notes` holds
     what the caller may show the user (which model, statistics missing).
 
@@ -393,12 +405,13 @@ class Reader:
         return reader
 
     def second_classifier(self) -> Classifier | None:
-        """The shipped SECOND_OPINION model for pieces refused at a number's ends, or None
-        (`second_opinion` off, not shipped, or the very model that reads)."""
-        stem = MODEL_STEMS[SECOND_OPINION]
-        if not self.second_opinion or self.model_path.stem == stem:
-            return None
-        return shipped_classifier(SECOND_OPINION)
+        """The shipped SECOND_OPINION_MODEL for pieces refused at a number's ends, or None
+        (`second_opinion` off, not shipped, or the very model that reads: the same .keras
+        file behind their not-a-digit statistics)."""
+        second = shipped_classifier(SECOND_OPINION_MODEL) if self.second_opinion else None
+        own = self.classifier.stats
+        same = second is not None and own is not None
+        return None if same and own.model_sha256 == second.stats.model_sha256 else second
 
     @property
     def pair_score(self):
@@ -440,8 +453,9 @@ class Reader:
         names: Sequence[str] | None = None,
     ) -> list[Reading | UserError]:
         """Read many pictures, their candidates in one batched model pass (segmentation's own
-        calls are batched over PICTURES_AT_ONCE pictures); a picture that fails gives its
-        error in its place, so one bad file does not stop the rest.
+        calls are batched over PICTURES_AT_ONCE pictures; the pieces refused at a number's
+        ends are asked of the second model picture by picture, few as they are); a picture
+        that fails gives its error in its place, so one bad file does not stop the rest.
 
         A picture close to square in which nothing read as a digit, or one candidate alone
         was found, is read again whole, as one digit filling it (preprocess.framed_digit),
@@ -475,8 +489,8 @@ class Reader:
         name, size, number = entry
         digits, in_line = read_in_line([next(readings) for _ in number.digits])
         at_ends: list[str] = []
-        if (ends := refused_at_ends(digits)) and (second := self.second_classifier()):
-            digits, at_ends = read_at_ends(digits, ends, second, MODEL_STEMS[SECOND_OPINION])
+        if any(ends := refused_at_ends(digits)) and (second := self.second_classifier()):
+            digits, at_ends = read_at_ends(digits, ends, second)
         notes = (*number.notes, *in_line, *at_ends, *refused_notes(digits))
         return Reading(name, digits, size, tuple(number.symbols), notes)
 

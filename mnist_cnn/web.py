@@ -354,10 +354,12 @@ def http_error(error: HTTPException) -> Response | HTTPException:
 
 def warm_up(reader: Reader) -> Reader:
     """Read one drawn stroke (a 1) through the whole path, so the first visitor waits for
-    neither the engine's first-call set-up nor OpenCV's and NumPy's first calls; returns it."""
+    neither the engine's first-call set-up nor OpenCV's and NumPy's first calls, and load the
+    second model pieces refused at a number's ends are asked of; returns it."""
     stroke = np.zeros((2 * IMAGE_SIZE, 2 * IMAGE_SIZE), np.uint8)
     stroke[IMAGE_SIZE // 2 : -IMAGE_SIZE // 2, IMAGE_SIZE - 2 : IMAGE_SIZE + 2] = 255
     reader.read(stroke, name="warm-up stroke")
+    reader.second_classifier()
     return reader
 
 

@@ -15,6 +15,7 @@ from conftest import run_script
 from PIL import Image, ImageOps
 
 from mnist_cnn import engine as engine_module
+from mnist_cnn import reader as reader_module
 from mnist_cnn.commands.read import format_text, main, unique_png_names
 from mnist_cnn.config import shipped_model_path
 from mnist_cnn.engine import load_engine
@@ -165,48 +166,69 @@ def test_a_refused_piece_at_an_end_unsure_or_out_of_the_line_is_left_out():
 
 
 class ReadsEveryPictureAs:
-    """An engine that gives every picture the one probability row `row`."""
+    """An engine (stub.onnx) that gives every picture the one probability row `row`."""
 
     def __init__(self, row: list[float]):
-        self.row = np.asarray(row, np.float32)
+        self.row, self.path = np.asarray(row, np.float32), Path("stub.onnx")
 
     def predict(self, digits: np.ndarray) -> np.ndarray:
         return np.tile(self.row, (len(digits), 1))
 
 
+def second_model(row: list[float], threshold: float) -> Classifier:
+    """A second model that reads every picture as `row`, a digit where its score (one minus
+    the row's top probability) is at most `threshold`."""
+    return Classifier(ReadsEveryPictureAs(row), OodStats(threshold=threshold, model_sha256=""))
+
+
 def test_a_refused_piece_at_an_end_is_read_where_a_second_model_judges_it_a_digit():
-    flat = [0.1] * 10
+    flat = [0.1] * 10  # what the model is trained to say of a non-digit
     run = reading_of(FOUR, SEVEN, SEVEN, FOUR, flat, verdicts=(False, True, True, False, False))
     ends = refused_at_ends(run.digits)
-    assert ends == [0, 3]  # the flat piece is no digit's likeliest reading: not asked
-    sure = Classifier(ReadsEveryPictureAs(FOUR), OodStats(threshold=0.1, model_sha256=""))
-    digits, notes = read_at_ends(run.digits, ends, sure, "second")
-    assert Reading("a.png", digits, (50, 10)).number == "4774"
+    assert ends == ([0], [3])  # the flat piece is no digit's likeliest reading: not asked
+    digits, notes = read_at_ends(run.digits, ends, second_model(SEVEN, 0.2))
+    assert Reading("a.png", digits, (50, 10)).number == "7777"
+    first = digits[0]
+    assert first.digit == 7 and first.confidence == pytest.approx(0.9) and first.is_digit
+    assert first.ood_score == pytest.approx(0.1)
+    np.testing.assert_allclose(first.probabilities, SEVEN)
     assert notes == [
         "a piece before the first digit reads most like 4 (92.5%) and was judged not a digit, "
-        "but is of the digits' size and second reads it as 4 (92.5%), a digit: read as 4",
+        "but is of the digits' size and stub reads it as 7 (90.0%), a digit: read as 7",
         "a piece after the last digit reads most like 4 (92.5%) and was judged not a digit, "
-        "but is of the digits' size and second reads it as 4 (92.5%), a digit: read as 4",
+        "but is of the digits' size and stub reads it as 7 (90.0%), a digit: read as 7",
     ]
     assert len(refused_notes(digits)) == 1  # the flat piece, still left out with its note
-    unsure = Classifier(ReadsEveryPictureAs(FOUR), OodStats(threshold=0.05, model_sha256=""))
-    digits, notes = read_at_ends(run.digits, ends, unsure, "second")
+    digits, notes = read_at_ends(run.digits, ends, second_model(SEVEN, 0.05))
     assert notes == [] and Reading("a.png", digits, (50, 10)).number == "77"
-    # short, tall or below the line: not of the digits' size; nor with no digit accepted
-    four, *rest = run.digits
-    for box in ((0, 0, 8, 5), (0, 0, 8, 20), (0, 12, 8, 22)):
-        assert refused_at_ends([dataclasses.replace(four, box=box), *rest]) == [3]
-    assert refused_at_ends(reading_of(FOUR, SEVEN, verdicts=(False, False)).digits) == []
+
+
+def test_a_piece_further_out_is_asked_only_past_pieces_taken():
+    # "12kg": the g is not taken where the k is refused, nor asked where the k is no digit's size.
+    run = reading_of(SEVEN, SEVEN, FOUR, FOUR, verdicts=(True, True, False, False))
+    assert refused_at_ends(run.digits) == ([], [2, 3])
+    digits, _ = read_at_ends(run.digits, ([], [2, 3]), second_model(FOUR, 0.2))
+    assert Reading("a.png", digits, (40, 10)).number == "7744"
+    refused_k = second_model(SEVEN, 0.05)  # refuses every piece: the g is never reached
+    digits, notes = read_at_ends(run.digits, ([], [2, 3]), refused_k)
+    assert notes == [] and Reading("a.png", digits, (40, 10)).number == "77"
+    seven, other, k, g = run.digits
+    for box in ((20, 0, 28, 5), (20, 0, 28, 20), (20, 12, 28, 22)):  # short, tall, below
+        assert refused_at_ends([seven, other, dataclasses.replace(k, box=box), g]) == ([], [])
+    assert refused_at_ends(reading_of(FOUR, SEVEN, verdicts=(False, False)).digits) == ([], [])
 
 
 MODELS = ("cnn", "strong")
 
 
-def test_the_second_opinion_is_the_shipped_strong_model_unless_it_reads_already():
+def test_the_second_opinion_is_the_shipped_strong_model_unless_it_reads_already(monkeypatch):
     cnn, strong = (Reader(shipped_model_path(model).with_suffix(".onnx")) for model in MODELS)
     assert cnn.second_classifier().engine.path == strong.model_path
     assert strong.second_classifier() is None
     assert Reader.from_classifier(cnn.classifier, second_opinion=False).second_classifier() is None
+    # Not shipped, or damaged: the reader reads without it.
+    monkeypatch.setattr(reader_module, "shipped_classifier", lambda model: None)
+    assert cnn.second_classifier() is None
 
 
 def test_text_and_json_formats():

@@ -17,7 +17,7 @@ from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import NoDigitFoundError, UserError
 from mnist_cnn.predict import load_classifier, shipped_classifier
 from mnist_cnn.preprocess import open_image, to_mnist
-from mnist_cnn.reader import IN_LINE_CONFIDENCE, SECOND_OPINION, Reader, refused_at_ends
+from mnist_cnn.reader import IN_LINE_CONFIDENCE, SECOND_OPINION_MODEL, Reader, refused_at_ends
 from mnist_cnn.segment import (
     LINE_GAP,
     MAX_CANDIDATES,
@@ -453,8 +453,9 @@ def test_touching_digits_strokes_points_minus_and_edges(reader, mnist):
     # A sheet on a darker table: its edges read as 1s, 26 of 40 right without the table made
     # paper (preprocess.off_the_table).
     assert shares["sheet on a table"] >= SHEET_FLOOR
-    # Today's code reads 93.8% of them through Reader (its not-a-digit verdict drops some
-    # digits that test_generated_numbers_on_every_kind_of_paper counts by argmax): a point less.
+    # Read through Reader, whose not-a-digit verdict drops some digits that
+    # test_generated_numbers_on_every_kind_of_paper counts by argmax: 93.8% when these kinds
+    # were added (97% now), less a point.
     assert shares["earlier kinds"] >= 0.928
     assert digits_right / digits_total >= DIGITS_FLOOR
     assert shares["touching"] >= TOUCHING_FLOOR
@@ -991,7 +992,7 @@ def test_a_digit_refused_at_a_numbers_end_is_read_where_the_second_model_judges_
     # strong model accepts, each written after two digits the digit model is sure of.
     digits, labels = mnist.x_test[:5000], mnist.y_test[:5000]
     said = reader.classifier.classify(digits)
-    strong = shipped_classifier(SECOND_OPINION)
+    strong = shipped_classifier(SECOND_OPINION_MODEL)
     sure = np.flatnonzero(said.probabilities.max(axis=1) > 0.9999)[:2]
     confidence = said.probabilities.max(axis=1)
     refused = ~said.is_digit & (confidence >= IN_LINE_CONFIDENCE)
@@ -1002,14 +1003,14 @@ def test_a_digit_refused_at_a_numbers_end_is_read_where_the_second_model_judges_
     for n in doubted[:12]:
         page = paper_with([digits[k] for k in (*sure, n)], [(30, 10), (30, 80), (30, 170)])
         before = alone.read(page)
-        if before.number != first or refused_at_ends(before.digits) != [2]:
+        if before.number != first or refused_at_ends(before.digits) != ([], [2]):
             continue  # read otherwise, or not of the digits' size: not the case in question
         # What the strong model says of the piece as the picture gives it, not as MNIST does.
-        (verdict,) = strong.classify(before.digits[2].image[np.newaxis]).is_digit
+        verdict = strong.classify(before.digits[2].image[np.newaxis])
         reading = reader.read(page)
-        if verdict:
+        if verdict.is_digit[0]:
             taken += 1
-            assert reading.number == first + str(reading.digits[2].digit)
+            assert reading.number == first + str(int(np.argmax(verdict.probabilities[0])))
             assert any("mnist_cnn_strong reads it as" in note for note in reading.notes)
         else:
             assert reading.number == first and reading.notes == before.notes
