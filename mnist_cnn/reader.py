@@ -67,12 +67,14 @@ IN_LINE_CONFIDENCE = 0.3
 # asked of a second model, the shipped SECOND_OPINION_MODEL (a two-stage classifier: a
 # second model reviews the first's rejections), where it meets IN_LINE_HEIGHT, IN_LINE_BAND
 # and IN_LINE_CONFIDENCE beside the accepted digits (one is enough), and read as that model
-# reads it where its own verdict accepts it. A poorly written digit at an end is the digit
-# the verdict most often drops from a number: of 1,000 choosing numbers, 7 of the 10 read a
-# digit short or long. Of the refused end pieces there, the strong model's verdict takes 10
-# of the 14 digits and 42 of the 755 letters, the default model's confidence at 0.5 9 and
-# 129. (1,829 of 1,900 numbers read right against 1,821; of the 969 numbers with a letter
-# or a unit at one end, 696 read as their digits alone against 713; docs/reading.md.)
+# reads it where its own verdict accepts it; each side from the nearest piece outward, up to
+# the first not taken. A poorly written digit at an end is the digit the verdict most often
+# drops from a number: of 1,000 choosing numbers, 7 of the 10 read a digit short or long
+# without it, 1 with it. Of the refused end pieces of the choosing data, the strong model's
+# verdict takes 10 of the 14 digits and 42 of the 755 letters; the default model's
+# confidence at 0.5 or more would take 9 and 129. (1,829 of 1,900 numbers read right against
+# 1,821; of the 969 numbers with a letter or a unit at one end, 696 read as their digits
+# alone against 713; docs/reading.md.)
 SECOND_OPINION_MODEL = "strong"
 
 
@@ -230,8 +232,8 @@ def whole_wins(result: Reading | SeveralLinesError, whole: DigitReading) -> bool
 
 def of_their_size(candidate: DigitReading, accepted: Sequence[DigitReading]) -> bool:
     """Whether a `candidate`'s box is that of a digit in the `accepted` digits' line (at least
-    one): IN_LINE_HEIGHT times their median height, its middle within IN_LINE_BAND of a
-    height of their band."""
+    one): IN_LINE_HEIGHT times their median height, its middle no further than IN_LINE_BAND
+    times that height outside their band (their median top and bottom)."""
     _, top, _, bottom = candidate.box
     boxes = np.array([digit.box for digit in accepted], np.float64)
     line_top, line_bottom = np.median(boxes[:, [1, 3]], axis=0)
@@ -298,10 +300,10 @@ def refused_at_ends(digits: Sequence[DigitReading]) -> tuple[list[int], list[int
 def read_at_ends(
     digits: Sequence[DigitReading], ends: tuple[list[int], list[int]], second: Classifier
 ) -> tuple[tuple[DigitReading, ...], list[str]]:
-    """`digits` (left to right) with the candidates at `ends` (refused_at_ends) that the
-    `second` classifier judges digits read as it reads them (its probabilities, score and
-    verdict), each side from the nearest outward up to the first it refuses, and a note
-    for each."""
+    """`digits` (left to right) with each candidate at `ends` (refused_at_ends) that the
+    `second` classifier judges a digit replaced by its reading (its probabilities, score and
+    verdict), each side from the nearest outward up to the first it refuses; and a note for
+    each, the left side's from the nearest outward too."""
     asked = [*ends[0], *ends[1]]
     if not asked:
         return tuple(digits), []

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from conftest import run_script
 from PIL import Image, ImageOps
 
 from mnist_cnn import engine as engine_module
-from mnist_cnn import reader as reader_module
+from mnist_cnn import predict as predict_module
 from mnist_cnn.commands.read import format_text, main, unique_png_names
 from mnist_cnn.config import shipped_model_path
 from mnist_cnn.engine import load_engine
@@ -203,16 +204,29 @@ def test_a_refused_piece_at_an_end_is_read_where_a_second_model_judges_it_a_digi
     assert notes == [] and Reading("a.png", digits, (50, 10)).number == "77"
 
 
+class ReadsInkAsFour:
+    """An engine (stub.onnx) that reads a picture with ink as FOUR, a blank one as SEVEN."""
+
+    path = Path("stub.onnx")
+
+    def predict(self, digits: np.ndarray) -> np.ndarray:
+        inked = np.asarray(digits).reshape(len(digits), -1).max(axis=1) > 0
+        return np.where(inked[:, np.newaxis], FOUR, SEVEN).astype(np.float32)
+
+
 def test_a_piece_further_out_is_asked_only_past_pieces_taken():
     # "12kg": the g is not taken where the k is refused, nor asked where the k is no digit's size.
     run = reading_of(SEVEN, SEVEN, FOUR, FOUR, verdicts=(True, True, False, False))
     assert refused_at_ends(run.digits) == ([], [2, 3])
-    digits, _ = read_at_ends(run.digits, ([], [2, 3]), second_model(FOUR, 0.2))
-    assert Reading("a.png", digits, (40, 10)).number == "7744"
-    refused_k = second_model(SEVEN, 0.05)  # refuses every piece: the g is never reached
-    digits, notes = read_at_ends(run.digits, ([], [2, 3]), refused_k)
-    assert notes == [] and Reading("a.png", digits, (40, 10)).number == "77"
     seven, other, k, g = run.digits
+    g = dataclasses.replace(g, image=np.full((28, 28), 255, np.uint8))
+    second = Classifier(ReadsInkAsFour(), OodStats(threshold=0.08, model_sha256=""))
+    # The second model would take the inked g (FOUR: 0.075) but refuses the blank k (0.1).
+    digits, notes = read_at_ends([seven, other, k, g], ([], [2, 3]), second)
+    assert notes == [] and [digit.is_digit for digit in digits] == [True, True, False, False]
+    inked_k = dataclasses.replace(k, image=g.image)
+    digits, notes = read_at_ends([seven, other, inked_k, g], ([], [2, 3]), second)
+    assert len(notes) == 2 and Reading("a.png", digits, (40, 10)).number == "7744"
     for box in ((20, 0, 28, 5), (20, 0, 28, 20), (20, 12, 28, 22)):  # short, tall, below
         assert refused_at_ends([seven, other, dataclasses.replace(k, box=box), g]) == ([], [])
     assert refused_at_ends(reading_of(FOUR, SEVEN, verdicts=(False, False)).digits) == ([], [])
@@ -221,14 +235,28 @@ def test_a_piece_further_out_is_asked_only_past_pieces_taken():
 MODELS = ("cnn", "strong")
 
 
-def test_the_second_opinion_is_the_shipped_strong_model_unless_it_reads_already(monkeypatch):
+def test_the_second_opinion_is_the_shipped_strong_model_unless_it_reads_already(tmp_path):
     cnn, strong = (Reader(shipped_model_path(model).with_suffix(".onnx")) for model in MODELS)
     assert cnn.second_classifier().engine.path == strong.model_path
     assert strong.second_classifier() is None
     assert Reader.from_classifier(cnn.classifier, second_opinion=False).second_classifier() is None
-    # Not shipped, or damaged: the reader reads without it.
-    monkeypatch.setattr(reader_module, "shipped_classifier", lambda model: None)
-    assert cnn.second_classifier() is None
+    # The same model under another name is the same model: told by its statistics' checksum.
+    shipped = shipped_model_path("strong")
+    for suffix in (".onnx", "_ood.json"):
+        shutil.copy(shipped.parent / f"{shipped.stem}{suffix}", tmp_path / f"copy{suffix}")
+    assert Reader(tmp_path / "copy.onnx").second_classifier() is None
+
+
+def test_a_damaged_second_model_is_read_without(tmp_path, monkeypatch):
+    monkeypatch.setattr(predict_module, "shipped_model_path", lambda model: tmp_path / "x.keras")
+    (tmp_path / "x.onnx").write_bytes(b"not a model")
+    predict_module.shipped_classifier.cache_clear()
+    try:
+        assert predict_module.shipped_classifier("strong") is None
+        reader = Reader(shipped_model_path("cnn").with_suffix(".onnx"))
+        assert reader.second_classifier() is None
+    finally:
+        predict_module.shipped_classifier.cache_clear()
 
 
 def test_text_and_json_formats():
