@@ -19,7 +19,7 @@ Deciding which candidates are digits at all (an out-of-distribution score) is th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import cv2
@@ -570,6 +570,15 @@ def labelled(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, stats
 
 
+def among(labels: np.ndarray, chosen: Sequence[int] | np.ndarray) -> np.ndarray:
+    """bool, the shape of int `labels` (non-negative): where the label is one of `chosen`.
+    As np.isin, by a lookup table: several times as fast on a labelled picture."""
+    table = np.zeros(int(labels.max(initial=0)) + 1, bool)
+    chosen = np.asarray(chosen, np.int64)
+    table[chosen[chosen < len(table)]] = True
+    return table[labels]
+
+
 def thin_lines(
     runs: np.ndarray, ink: np.ndarray, pen: float, off_paper: bool = False
 ) -> tuple[np.ndarray, float]:
@@ -598,7 +607,7 @@ def thin_lines(
             keep.append(label)
             widest = max(widest, across)
     if keep:
-        lines[span] = np.isin(labels, keep)
+        lines[span] = among(labels, keep)
     return lines, widest
 
 
@@ -983,7 +992,7 @@ def holes(own: np.ndarray) -> np.ndarray:
     _, labels, stats, _ = cv2.connectedComponentsWithStats(outside, connectivity=4)
     loops = np.flatnonzero(stats[:, cv2.CC_STAT_HEIGHT] >= LOOP_TALL * own.shape[0])
     loops = loops[(loops != labels[0, 0]) & (loops != 0)]
-    return np.isin(labels[1:-1, 1:-1], loops) & ~own
+    return among(labels[1:-1, 1:-1], loops) & ~own
 
 
 def opens_loop(enclosed: np.ndarray, boundary: np.ndarray) -> bool:
@@ -1423,7 +1432,7 @@ def find_parts(
     boxes = [box for box, keep in zip(boxes, tall, strict=True) if keep]
     check_one_line(boxes, name)
     parts = [
-        Part(np.isin(labels[top:bottom, left:right], group[:, 0]), (left, top, right, bottom))
+        Part(among(labels[top:bottom, left:right], group[:, 0]), (left, top, right, bottom))
         for group, (left, top, right, bottom) in zip(groups, boxes, strict=True)
     ]
     found = parts

@@ -17,6 +17,7 @@ from mnist_cnn.preprocess import (
     DIGIT_BOX,
     centre_of_mass,
     closed_stroke_width,
+    denoise,
     open_image,
     stroke_width,
     to_mnist,
@@ -565,3 +566,12 @@ def test_a_shadow_along_a_side_keeps_its_ink_dark(seven):
     strip = page.copy()
     strip[:, :56] = 1.0 - page[:, :56] / 0.3 * 0.9  # the same side inverted instead
     assert not np.array_equal(preprocess.level_margins(strip), strip)
+
+
+def test_denoise_is_the_three_by_three_mean_with_the_edge_repeated():
+    gray = np.random.default_rng(5).random((100, 130))
+    padded = np.pad(gray, 1, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3))
+    np.testing.assert_allclose(denoise(gray), windows.mean(axis=(2, 3)), rtol=0, atol=1e-12)
+    small = gray[:40, :40]  # at MNIST's scale a lone pixel may be a stroke's tip: kept
+    assert denoise(small) is small

@@ -24,6 +24,7 @@ from mnist_cnn.segment import (
     SCORED_SIDE,
     Part,
     Pieces,
+    among,
     candidate_digits,
     commas_among,
     could_hold_a_run,
@@ -927,6 +928,12 @@ def test_labelling_agrees_with_opencv_whichever_label_type_it_picks(shape):
     np.testing.assert_array_equal(labels, wide)
     np.testing.assert_array_equal(stats, wide_stats)
     assert len(stats) == count
+
+
+def test_label_lookup_agrees_with_numpy_isin():
+    labels = np.random.default_rng(4).integers(0, 40, (120, 90)).astype(np.uint16)
+    for chosen in ([], [0], [3, 17, 39], [5, 5, 41], np.array([12, 1])):
+        np.testing.assert_array_equal(among(labels, chosen), np.isin(labels, chosen))
 
 
 def test_the_line_search_is_skipped_only_where_no_line_can_be():
