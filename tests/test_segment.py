@@ -1000,8 +1000,8 @@ def test_a_digit_refused_at_a_numbers_end_is_read_where_the_second_model_judges_
     digits, labels = mnist.x_test[:5000], mnist.y_test[:5000]
     said = reader.classifier.classify(digits)
     strong = shipped_classifier(SECOND_OPINION_MODEL)
-    sure = np.flatnonzero(said.probabilities.max(axis=1) > 0.9999)[:2]
     confidence = said.probabilities.max(axis=1)
+    sure = np.flatnonzero(confidence > 0.9999)[:2]
     refused = ~said.is_digit & (confidence >= IN_LINE_CONFIDENCE)
     doubted = np.flatnonzero(refused & strong.classify(digits).is_digit)
     alone = Reader.from_classifier(reader.classifier, second_opinion=False)
