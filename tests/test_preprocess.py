@@ -491,6 +491,14 @@ def test_the_noise_floor_is_the_paper_s_noise_not_a_line_or_light_along_the_bord
     assert preprocess.sensor_noise(lined) == pytest.approx(alone, rel=0.3)
 
 
+def test_noise_levels_of_stacked_sides_are_each_side_s_noise_level():
+    rng = np.random.default_rng(6)
+    for dtype, length in [(np.float32, 280), (np.float32, 97), (np.float64, 120)]:
+        sides = (rng.random((4, length)) ** rng.uniform(0.2, 5)).astype(dtype)
+        each = [preprocess.noise_level(side, float(np.median(side))) for side in sides]
+        assert preprocess.noise_levels(sides).tolist() == each
+
+
 def test_in_a_digit_s_crop_haze_between_the_sides_is_the_paper_s_noise():
     # A 28x28 crop under haze: each side smooth along itself, the four at different levels.
     rows, cols = np.mgrid[0:28, 0:28] / 27.0

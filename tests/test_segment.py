@@ -33,6 +33,7 @@ from mnist_cnn.segment import (
     erase_lines,
     find_digits,
     labelled,
+    opened_along_rows,
     straight_runs,
     without_lit_paper,
 )
@@ -934,6 +935,17 @@ def test_label_lookup_agrees_with_numpy_isin():
     labels = np.random.default_rng(4).integers(0, 40, (120, 90)).astype(np.uint16)
     for chosen in ([], [0], [3, 17, 39], [5, 5, 41], np.array([12, 1])):
         np.testing.assert_array_equal(among(labels, chosen), np.isin(labels, chosen))
+
+
+def test_opening_by_box_sums_agrees_with_opencv_s_opening():
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        height, width = rng.integers(1, 30), rng.integers(1, 300)
+        mask = (rng.random((height, width)) < rng.uniform(0.5, 0.995)).astype(np.uint8)
+        for length in (2, 3, int(rng.integers(2, width + 3)), width, width + 1):
+            kernel = np.ones((1, max(2, length)), np.uint8)
+            expected = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+            np.testing.assert_array_equal(opened_along_rows(mask, max(2, length)), expected)
 
 
 def test_the_line_search_is_skipped_only_where_no_line_can_be():
