@@ -206,7 +206,8 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
         return np.clip(pixels, 0.0, 1.0)
     if has_transparency(image):
         image = flatten(image)
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    # Divided into float32 straight from the bytes: one new array, not a float copy and another.
+    return np.divide(np.asarray(image.convert("L")), np.float32(255.0), dtype=np.float32)
 
 
 def border(pixels: np.ndarray) -> np.ndarray:

@@ -458,8 +458,11 @@ def spread(values: np.ndarray) -> float:
 
 def shadowed(gray: np.ndarray) -> np.ndarray | None:
     """The paper's light (`paper_light`) when much of its border is in another light, or None."""
-    contrast = float(np.abs(gray - np.median(border(gray))).max())
-    if spread(border(gray)) <= UNEVEN_LIGHT * contrast:
+    edge = border(gray)
+    level = np.median(edge)  # in gray's dtype, so the differences round as gray - level would
+    contrast = float(max(gray.max() - level, level - gray.min()))
+    # The percentiles lie within the border's range: a border that even needs no percentiles.
+    if np.ptp(edge) <= UNEVEN_LIGHT * contrast or spread(edge) <= UNEVEN_LIGHT * contrast:
         return None  # the median of the paper cannot differ more than the paper does: skip it
     paper = paper_light(gray)
     return paper if spread(border(paper)) > UNEVEN_LIGHT * contrast else None
