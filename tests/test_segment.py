@@ -16,12 +16,13 @@ from test_preprocess import SEED as PERSON_SEED
 from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import NoDigitFoundError, UserError
 from mnist_cnn.predict import load_classifier, shipped_classifier
-from mnist_cnn.preprocess import open_image, to_mnist
+from mnist_cnn.preprocess import border, open_image, to_mnist
 from mnist_cnn.reader import IN_LINE_CONFIDENCE, SECOND_OPINION_MODEL, Reader, refused_at_ends
 from mnist_cnn.segment import (
     LINE_GAP,
     MAX_CANDIDATES,
     SCORED_SIDE,
+    UNEVEN_LIGHT,
     Part,
     Pieces,
     among,
@@ -34,6 +35,9 @@ from mnist_cnn.segment import (
     find_digits,
     labelled,
     opened_along_rows,
+    paper_light,
+    shadowed,
+    spread,
     straight_runs,
     without_lit_paper,
 )
@@ -946,6 +950,31 @@ def test_opening_by_box_sums_agrees_with_opencv_s_opening():
             kernel = np.ones((1, max(2, length)), np.uint8)
             expected = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
             np.testing.assert_array_equal(opened_along_rows(mask, max(2, length)), expected)
+
+
+def test_the_shadow_test_s_shortcuts_agree_with_its_full_computation():
+    def full(gray):  # the test spelled out: both percentile spreads, the contrast by abs
+        contrast = float(np.abs(gray - np.median(border(gray))).max())
+        if spread(border(gray)) <= UNEVEN_LIGHT * contrast:
+            return None
+        paper = paper_light(gray)
+        return paper if spread(border(paper)) > UNEVEN_LIGHT * contrast else None
+
+    rng = np.random.default_rng(7)
+    rows, cols = np.mgrid[0:120, 0:160]
+    shadows = 0
+    for _ in range(60):
+        gray = np.full((120, 160), rng.uniform(0.6, 1.0), np.float32)
+        if rng.random() < 0.5:  # a shadow's edge across the paper
+            gray[cols * rng.uniform(-1, 1) + rng.uniform(0, 160) > rows] *= rng.uniform(0.3, 0.9)
+        gray += rng.normal(0, rng.uniform(0, 0.05), gray.shape).astype(np.float32)
+        gray[40:80, 60:70] = rng.uniform(0.0, 0.3)  # a stroke
+        expected, got = full(gray), shadowed(gray)
+        assert (expected is None) == (got is None)
+        if got is not None:
+            shadows += 1
+            np.testing.assert_array_equal(got, expected)
+    assert 5 < shadows < 55  # both answers were put to the test
 
 
 def test_the_line_search_is_skipped_only_where_no_line_can_be():
