@@ -563,7 +563,7 @@ def even_out(gray: np.ndarray) -> np.ndarray:
 def above_floor(ink: np.ndarray, floor: float, name: str) -> np.ndarray:
     """Ink float (H, W) with everything at or below `floor` made exactly 0, as float32.
     Raises NoDigitFoundError, naming `name`, when no ink is left."""
-    ink = np.where(ink > floor, ink, 0.0).astype(np.float32)
+    ink = np.where(ink > floor, ink, 0.0).astype(np.float32, copy=False)
     if not ink.any():
         raise NoDigitFoundError(f"{name}: no digit found")
     return ink

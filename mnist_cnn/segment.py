@@ -750,6 +750,8 @@ def along_edges(labels: np.ndarray, stats: np.ndarray) -> tuple[np.ndarray, np.n
     )
     along, stretched = np.zeros(len(stats), bool), np.zeros(len(stats), bool)
     for band, extent in sides:
+        if not band.any():
+            continue  # no ink along this side (a drawing's margin): nothing there to count
         met = coverage(band, count)[stats[:, 0]]
         length = band.shape[1]
         along |= met >= ALONG_EDGE * length
