@@ -182,12 +182,24 @@ def default_sigint() -> None:
 
 
 def start_training(args: list[str]) -> subprocess.Popen:
-    """train_model.py in the background, its output kept for the test to read."""
+    """train_model.py in the background, its output kept for the test to read; Python's
+    fault handler on, so that SIGABRT makes it print every thread's stack (`stderr_by`)."""
     return subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "train_model.py"), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
-        preexec_fn=default_sigint,
+        preexec_fn=default_sigint, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )  # fmt: skip
+
+
+def stderr_by(process: subprocess.Popen, timeout: float) -> str:
+    """The process's stderr once it has exited, waiting at most `timeout` seconds; if it has
+    not exited by then, the test fails with the stacks the fault handler prints on SIGABRT."""
+    try:
+        return process.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        stacks = process.communicate(timeout=60)[1].split("\nExtension modules:")[0]
+        pytest.fail(f"no exit within {timeout} s; its stacks:\n{stacks[-8000:]}")
 
 
 @pytest.mark.slow
@@ -254,7 +266,7 @@ def test_ctrl_c_is_one_line_and_keeps_the_backup(tmp_path):
     try:
         wait_for_first_epoch(paths, process)
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
+        stderr = stderr_by(process, timeout=120)
     finally:
         process.kill()
     assert process.returncode == 130
