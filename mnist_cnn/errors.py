@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -30,7 +31,8 @@ def run_cli(main: Callable[[], int | None]) -> None:
     """Run a script's `main`, turning a UserError (exit 1) or Ctrl-C (130) into one stderr line.
 
     A KeyboardInterrupt raised with a message (training says which epoch it stopped in and
-    how to resume) prints that message; a bare one prints "interrupted".
+    how to resume) prints that message; a bare one prints "interrupted". Then the process
+    ends at once (`exit_now`).
     """
     try:
         status = main()
@@ -39,5 +41,17 @@ def run_cli(main: Callable[[], int | None]) -> None:
         sys.exit(1)
     except KeyboardInterrupt as interrupt:
         print(str(interrupt) or "interrupted", file=sys.stderr)
-        sys.exit(130)
+        exit_now(130)
     sys.exit(status or 0)
+
+
+def exit_now(status: int) -> None:
+    """End the process with `status` once stdout and stderr are flushed, without Python's
+    shutdown. After Ctrl-C in training, that shutdown's last garbage collection can wait for
+    ever on the threads of TensorFlow's data pipeline, which need Python's lock to finish a
+    NumPy step and no longer get it. Nothing is lost: files are written to a temporary name
+    and renamed, and locks let go, as the interrupt unwinds, before this is reached."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    os._exit(status)

@@ -117,3 +117,19 @@ def test_a_folder_without_images_is_a_user_error(tmp_path):
 def test_durations_read_like_the_readme():
     assert format_duration(12.34) == "12.3 s"
     assert format_duration(351.4) == "5 min 51 s"
+
+
+def test_ctrl_c_ends_the_process_at_once_with_what_it_printed():
+    code = (
+        "import atexit\n"
+        "from mnist_cnn.errors import run_cli\n"
+        "atexit.register(print, 'shut down')\n"  # Python's shutdown is skipped, not output
+        "def main():\n"
+        "    print('read 3 of 5', end='')\n"
+        "    raise KeyboardInterrupt('interrupted after 3 of 5')\n"
+        "run_cli(main)\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 130
+    assert result.stdout == "read 3 of 5"
+    assert result.stderr.strip().splitlines()[-1] == "interrupted after 3 of 5"
