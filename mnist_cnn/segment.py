@@ -73,6 +73,19 @@ PAPER_LEVEL = 0.5
 # invisible to preprocess.uneven, which only sees the spread of the middle half.
 BORDER_PERCENTILES = (10, 90)
 MIN_PAPER = 0.05  # paper darker than this (of full scale) is not divided by: noise, not light
+# A picture cropped to its writing has no paper at its border, which the light, line and
+# shadow rules read: when ink (CROP_INK of the contrast from the border's median, or more)
+# reaches all four sides, meeting each at most CROP_TOUCHES times (strokes crossing it, not a
+# page's rules or noise), covering at most CROP_BORDER of the border (not a table round a
+# sheet), one connected stroke reaching them all, in a picture at most CROP_ASPECT times as
+# wide as tall (one digit: a number cropped tight is not caught, its rules and frames being
+# likelier), it gets a margin of its paper CROP_MARGIN of its longer side wide, as MNIST's
+# 28x28 frame gives a 20-pixel digit.
+CROP_INK = 0.12
+CROP_TOUCHES = 3
+CROP_BORDER = 0.5
+CROP_ASPECT = 1.25
+CROP_MARGIN = 0.15
 # A straight run of ink at least this share of the picture's side along it may be a line ...
 LINE_SHARE = 0.5
 MAX_TILT_DEGREES = 1.0  # ... and it may be tilted this much (a phone photo of ruled paper)
@@ -495,22 +508,67 @@ def without_lit_paper(ink: np.ndarray, name: str) -> np.ndarray:
     return above_floor(np.clip((ink - paper) / (1.0 - paper), 0.0, 1.0), NOISE_FLOOR, name)
 
 
-def ink_map(image: Image.Image, name: str) -> tuple[np.ndarray, float]:
-    """Ink float32 (H, W) in [0, 1] at the work size, and the original pixels per work pixel.
+def touches(side: np.ndarray) -> int:
+    """How many separate runs of True the bool (L,) `side` holds."""
+    return int(np.count_nonzero(np.diff(side.astype(np.int8), prepend=0) == 1))
+
+
+def cropped_to_writing(gray: np.ndarray) -> bool:
+    """Whether grey float (H, W) is a digit cropped to its ink (see CROP_MARGIN)."""
+    height, width = gray.shape
+    if width > CROP_ASPECT * height:
+        return False
+    paper = float(np.median(border(gray)))
+    darkest, brightest = float(gray.min()), float(gray.max())
+    dark = paper - darkest > brightest - paper  # as preprocess.dark_ink
+    contrast = paper - darkest if dark else brightest - paper
+
+    def inked(pixels: np.ndarray) -> np.ndarray:
+        return (paper - pixels if dark else pixels - paper) > CROP_INK * contrast
+
+    # Side by side, stopping at the first without ink: most pictures have paper along one.
+    sides = (gray[0], gray[-1], gray[:, 0], gray[:, -1])
+    if contrast <= 0 or not all(1 <= touches(inked(side)) <= CROP_TOUCHES for side in sides):
+        return False
+    if float(inked(border(gray)).mean()) > CROP_BORDER:
+        return False
+    # One stroke's component reaches every side: specks or shapes at the sides do not.
+    _, labels = cv2.connectedComponents(inked(gray).astype(np.uint8), connectivity=8)
+    edges = (labels[0], labels[-1], labels[:, 0], labels[:, -1])
+    common = set.intersection(*(set(np.unique(edge[edge > 0]).tolist()) for edge in edges))
+    return bool(common)
+
+
+def with_paper_margin(gray: np.ndarray) -> tuple[np.ndarray, int]:
+    """Grey float (H, W) with a margin of its paper (its border's median) added on each side
+    where it is cropped to its writing (`cropped_to_writing`), and the margin's width in
+    pixels (0: the same array)."""
+    if not cropped_to_writing(gray):
+        return gray, 0
+    margin = max(1, round(CROP_MARGIN * max(gray.shape)))
+    paper = float(np.median(border(gray)))
+    padded = cv2.copyMakeBorder(gray, *[margin] * 4, cv2.BORDER_CONSTANT, value=paper)
+    return padded, margin
+
+
+def ink_map(image: Image.Image, name: str) -> tuple[np.ndarray, float, int]:
+    """Ink float32 (H, W) in [0, 1] at the work size, the original pixels per work pixel, and
+    the paper margin added on each side of a picture cropped to its writing (work pixels).
 
     Light that changes smoothly takes preprocess.py's steps unchanged (so a single digit reads
     as it always has); a shadow's edge on the border takes local_background. Raises
     NoDigitFoundError when nothing stands out from the paper.
     """
     gray, scale = shrink(to_grayscale(image))
-    gray, level = levelled(denoise(off_the_table(gray)))
+    gray, margin = with_paper_margin(off_the_table(gray))
+    gray, level = levelled(denoise(gray))
     flipped, paper = ink_up(gray, level), shadowed(gray)
     if paper is not None:
         flipped = local_background(gray, paper)
     elif uneven(flipped):
         flipped = even_out(flipped)
     ink = without_lit_paper(ink_strength(flipped, name), name)
-    return ink, scale * float(image.info.get(DECODE_SCALE, 1.0))
+    return ink, scale * float(image.info.get(DECODE_SCALE, 1.0)), margin
 
 
 def straight_runs(mask: np.ndarray) -> np.ndarray:
@@ -1413,7 +1471,8 @@ class Pieces:
     right; the indices among them of the narrow pieces the pair model may still read
     (`may_be_pair`, left as they were found), and of those resegmentation made (a cut's side,
     joined strokes); the boxes of the marks too small to be digits (specks, points, bars); the
-    ink float (H, W); the digit height and the original pixels per work pixel."""
+    ink float (H, W); the digit height, the original pixels per work pixel, and the paper
+    margin added round the picture (ink_map)."""
 
     parts: list[Part]
     narrow: list[int]
@@ -1422,6 +1481,16 @@ class Pieces:
     ink: np.ndarray
     height: float
     scale: float
+    margin: int = 0
+
+    def original(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """A work-size box (left, top, right, bottom) in the original picture's pixels, the
+        paper margin taken off (clipped to the picture)."""
+        height, width = (side - 2 * self.margin for side in self.ink.shape)
+        left, top, right, bottom = (side - self.margin for side in box)
+        inside = (min(max(left, 0), width), min(max(top, 0), height))
+        inside += (min(max(right, 0), width), min(max(bottom, 0), height))
+        return tuple(round(side * self.scale) for side in inside)
 
 
 def find_parts(
@@ -1429,7 +1498,7 @@ def find_parts(
 ) -> Pieces:
     """The Pieces of a picture, resegmented with `score` and `pair` (see find_number) but for
     its narrow pieces (`split_narrow_pairs`)."""
-    ink, scale = ink_map(image, name)
+    ink, scale, margin = ink_map(image, name)
     mask = erase_lines(ink)
     labels, stats = components(mask)
     stats = stats[~frames(stats) & ~edge_light(labels, stats, ink, score)]
@@ -1462,7 +1531,7 @@ def find_parts(
     # resegment returns a piece it left alone as the very Part it was given.
     made = [n for n, part in enumerate(parts) if not any(part is first for first in found)]
     narrow = [n for n, part in enumerate(parts) if may_be_pair(part, height) and n not in made]
-    return Pieces(parts, narrow, made, little, ink, height, scale)
+    return Pieces(parts, narrow, made, little, ink, height, scale, margin)
 
 
 def split_narrow_pairs(
@@ -1495,10 +1564,7 @@ def number_of(
     checked again by check_count."""
     parts = [part for group in groups for part in group]
     check_count(len(parts), name)
-
-    def original(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-        return tuple(round(side * pieces.scale) for side in box)
-
+    original = pieces.original
     marks, notes = symbols(pieces.little, parts, pieces.height, pieces.ink)
     return Found(
         [

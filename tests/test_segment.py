@@ -16,7 +16,7 @@ from test_preprocess import SEED as PERSON_SEED
 from mnist_cnn.engine import load_engine
 from mnist_cnn.errors import NoDigitFoundError, UserError
 from mnist_cnn.predict import load_classifier, shipped_classifier
-from mnist_cnn.preprocess import border, open_image, to_mnist
+from mnist_cnn.preprocess import border, open_image, to_grayscale, to_mnist
 from mnist_cnn.reader import IN_LINE_CONFIDENCE, SECOND_OPINION_MODEL, Reader, refused_at_ends
 from mnist_cnn.segment import (
     LINE_GAP,
@@ -29,6 +29,7 @@ from mnist_cnn.segment import (
     candidate_digits,
     commas_among,
     could_hold_a_run,
+    cropped_to_writing,
     cuts,
     digit_height,
     erase_lines,
@@ -628,6 +629,51 @@ def test_the_widest_single_digits_are_not_cut_in_two(reader, mnist, label):
     for index in rows[widest(mnist.x_test[rows], 8)]:
         page = as_page(mnist.x_test[index])
         assert len(reader.read(page).digits) == len(find_digits(page)), index
+
+
+def cropped_to_ink(digit: np.ndarray, margin: int, times: int) -> Image.Image:
+    """An MNIST digit (uint8 (28, 28), light on dark) cropped to its ink (over 30 of 255) with
+    `margin` pixels left round it, enlarged `times` (bicubic), dark on white."""
+    rows, cols = np.flatnonzero(digit.max(axis=1) > 30), np.flatnonzero(digit.max(axis=0) > 30)
+    crop = digit[
+        max(0, rows[0] - margin) : rows[-1] + 1 + margin,
+        max(0, cols[0] - margin) : cols[-1] + 1 + margin,
+    ]
+    size = (crop.shape[1] * times, crop.shape[0] * times)
+    return Image.fromarray(255 - crop).resize(size, Image.Resampling.BICUBIC)
+
+
+def test_a_digit_cropped_to_its_ink_is_read_as_one_with_paper_round_it(reader, mnist):
+    # Strokes touching all four sides leave no paper at the border, which the shadow, line and
+    # edge-light rules read: the reader adds the margin. Most of the first 60 test digits
+    # cropped so fail without it (1s taken for several lines, 0s for no digit).
+    digits, labels = mnist.x_test[:60], mnist.y_test[:60]
+    tight = [cropped_to_ink(digit, 0, 4) for digit in digits]
+    assert sum(cropped_to_writing(to_grayscale(picture)) for picture in tight) >= 40
+    right = 0
+    for picture, label in zip(tight, labels, strict=True):
+        try:
+            reading = reader.read(picture)
+        except UserError:
+            continue
+        if reading.number == str(label):
+            right += 1
+            ((left, top, width_end, height_end),) = [digit.box for digit in reading.digits]
+            assert 0 <= left < width_end <= picture.width and 0 <= top < height_end
+            assert height_end <= picture.height  # the margin taken off the box again
+    assert right >= 54
+    # With a few pixels of paper left, nothing is added: it reads as it always did.
+    assert not any(cropped_to_writing(to_grayscale(cropped_to_ink(d, 2, 4))) for d in digits)
+
+
+def test_a_number_or_a_ruled_page_reaching_every_side_gets_no_margin():
+    page = np.full((120, 100), 0.9, np.float32)
+    page[::20] = 0.3  # six rules reach the left and right sides
+    page[:, 10] = 0.3  # and a margin rule the top and bottom
+    assert not cropped_to_writing(page)
+    wide = np.full((60, 200), 0.9, np.float32)
+    wide[:, 0:8], wide[0:6], wide[-6:], wide[:, -8:] = 0.2, 0.2, 0.2, 0.2
+    assert not cropped_to_writing(wide)  # wider than a digit: a number, a frame
 
 
 def test_non_digit_shapes_are_not_read_as_numbers_of_several_digits(reader):
