@@ -34,6 +34,7 @@ from mnist_cnn.preprocess import (
     UNEVEN_LIGHT,
     above_floor,
     border,
+    dark_ink,
     denoise,
     even_out,
     ink_strength,
@@ -518,10 +519,10 @@ def cropped_to_writing(gray: np.ndarray) -> bool:
     height, width = gray.shape
     if width > CROP_ASPECT * height:
         return False
-    paper = float(np.median(border(gray)))
-    darkest, brightest = float(gray.min()), float(gray.max())
-    dark = paper - darkest > brightest - paper  # as preprocess.dark_ink
-    contrast = paper - darkest if dark else brightest - paper
+    edge = border(gray)
+    paper = float(np.median(edge))
+    dark = dark_ink(gray, paper)
+    contrast = paper - float(gray.min()) if dark else float(gray.max()) - paper
 
     def inked(pixels: np.ndarray) -> np.ndarray:
         return (paper - pixels if dark else pixels - paper) > CROP_INK * contrast
@@ -530,7 +531,7 @@ def cropped_to_writing(gray: np.ndarray) -> bool:
     sides = (gray[0], gray[-1], gray[:, 0], gray[:, -1])
     if contrast <= 0 or not all(1 <= touches(inked(side)) <= CROP_TOUCHES for side in sides):
         return False
-    if float(inked(border(gray)).mean()) > CROP_BORDER:
+    if float(inked(edge).mean()) > CROP_BORDER:
         return False
     # One stroke's component reaches every side: specks or shapes at the sides do not.
     _, labels = cv2.connectedComponents(inked(gray).astype(np.uint8), connectivity=8)
